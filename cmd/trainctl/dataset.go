@@ -6,6 +6,7 @@ import "github.com/urfave/cli/v2"
 func datasetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dataset",
-		Usage: "generate, ingest, inspect, verify and stream versioned datasets",
+		Usage:       "generate, ingest, inspect, verify and stream versioned datasets",
+		Subcommands: datasetStreamCommands(),
 	}
 }
