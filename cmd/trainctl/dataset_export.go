@@ -19,19 +19,23 @@ func datasetExportCommand() *cli.Command {
 			"Example:\n  trainctl dataset export shapes@v1 --out /tmp/shapes-pet --limit 50\n" +
 			"  trainctl dataset ingest --name shapes-pet --layout oxford-pet /tmp/shapes-pet",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "out", Usage: "directory to write into (created if missing)", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "directory to write into (created if missing; required)"},
 			&cli.StringFlag{Name: "split", Usage: "export only this split (train or val); default all"},
 			&cli.IntFlag{Name: "limit", Usage: "export at most this many examples (0: all)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return fmt.Errorf("export: want one NAME[@VER] argument, got %d", c.NArg())
-			}
-			st, err := dataset.OpenStore(dataset.StoreDir(dataDir(c)))
+			ref, err := oneArg(c)
 			if err != nil {
 				return err
 			}
-			v, m, err := st.Open(c.Args().First())
+			if c.String("out") == "" {
+				return fmt.Errorf("export: --out DIR is required (where to write images/ and annotations/)")
+			}
+			st, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			v, m, err := st.Open(ref)
 			if err != nil {
 				return err
 			}
