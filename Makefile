@@ -18,8 +18,11 @@ test:
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
+# All go test benchmarks, then UNet-S side by side with PyTorch (needs
+# Debian's python3-torch: apt-get install python3-torch).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS) | tee $(BENCHOUT)
+	$(GO) run ./trainer/bench -threads $$(nproc) | tee -a $(BENCHOUT)
 
 demo: build
 	BIN=$(BIN) bash deploy/demo.sh

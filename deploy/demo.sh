@@ -56,5 +56,14 @@ step "8. Pull the version into a second node's store, verified by digest"
 TRAINCTL_DATA_DIR="$DEMO/worker" "$BIN" dataset pull --from "$ADDR" shapes
 TRAINCTL_DATA_DIR="$DEMO/worker" "$BIN" dataset verify shapes
 
+step "9. Train UNet-S on it for one epoch (about a minute on 2 cores), evaluating on val"
+run train --dataset shapes --epochs 1 --batch 8 --seed 1
+
+step "10. Evaluate the best checkpoint and segment two exported images"
+run eval --checkpoint "$TRAINCTL_DATA_DIR/runs/shapes/best.ckpt"
+run predict --checkpoint "$TRAINCTL_DATA_DIR/runs/shapes/best.ckpt" --out "$DEMO/masks" \
+	"$DEMO/pets/images/shapes-000000.jpg" "$DEMO/pets/images/shapes-000001.jpg"
+ls -l "$DEMO/masks"
+
 step "Done"
 echo "State is under $DEMO (remove it when done)."
