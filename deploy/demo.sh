@@ -23,7 +23,7 @@ run() { printf '$ trainctl %s\n' "$*"; "$BIN" "$@"; }
 echo "trainctl demo; state under $DEMO"
 
 step "1. Generate a synthetic segmentation dataset (deterministic by seed)"
-run dataset gen --kind shapes --name shapes --n 600 --size 128 --seed 1
+run dataset gen --kind shapes --name shapes --n 800 --size 128 --seed 1
 
 step "2. Export part of it as JPEG images + PNG trimaps (the Oxford-IIIT Pet layout)"
 run dataset export --out "$DEMO/pets" --limit 200 shapes
@@ -56,8 +56,8 @@ step "8. Pull the version into a second node's store, verified by digest"
 TRAINCTL_DATA_DIR="$DEMO/worker" "$BIN" dataset pull --from "$ADDR" shapes
 TRAINCTL_DATA_DIR="$DEMO/worker" "$BIN" dataset verify shapes
 
-step "9. Train UNet-S on it for one epoch (about a minute on 2 cores), evaluating on val"
-run train --dataset shapes --epochs 1 --batch 8 --seed 1
+step "9. Train UNet-S on it: 3 epochs, 240 steps (about two minutes on 2 cores), evaluating on val"
+run train --dataset shapes --epochs 3 --batch 8 --seed 1
 
 step "10. Evaluate the best checkpoint and segment two exported images"
 run eval --checkpoint "$TRAINCTL_DATA_DIR/runs/shapes/best.ckpt"

@@ -1,5 +1,36 @@
-// Package worker will be the agent that joins gossip, takes assignments from
-// the coordinator's leader, streams dataset shards, runs the trainer and
-// reports metrics and checkpoints (DESIGN.md). It is built by the
-// cluster-core issue; nothing here is implemented yet.
+// Package worker is the worker side of trainctl's cluster (DESIGN.md): the
+// part that runs training on a machine for the coordinator.
+//
+// Today it holds the execution of one assignment. A Runner takes an
+// Assignment (job id, attempt, rank of ranks, the job's jobspec.Spec, the
+// dataset version the coordinator resolved, an optional checkpoint to resume
+// from) and:
+//
+//  1. gets the dataset version through a DatasetSource: FlightSource reads
+//     it from a local dataset store or cache, or streams it over Arrow Flight
+//     from a coordinator into the cache, verified by its content digest;
+//  2. maps the spec onto trainer.TrainConfig (TrainConfig) and runs
+//     trainer.Train in a per-attempt work directory, resuming exactly
+//     (weights, optimizer, RNG, data position) when asked;
+//  3. reports metrics through a Reporter in batches (every N steps, every T
+//     seconds and at every epoch end) from its own goroutine, so the
+//     training loop only appends to a buffer;
+//  4. hands every checkpoint the trainer writes to a CheckpointSink, also
+//     from its own goroutine (files are hard-linked first, since the trainer
+//     rewrites latest.ckpt; a newer checkpoint supersedes a pending one);
+//  5. returns an Outcome: Succeeded (final metrics, best checkpoint), Failed
+//     (the error) or Preempted (the final checkpoint and its step).
+//
+// Preemption: HandlePreemption turns SIGTERM into the cancellation of a
+// context. Canceling Run's context makes the trainer stop after its current
+// step and write a final checkpoint; Run hands it to the sink and returns
+// Preempted, all within the grace period (DefaultGrace, 30 s), or fails with
+// ErrGraceExpired. The next attempt, on any worker, resumes from that
+// checkpoint and ends with the weights an uninterrupted run would have.
+//
+// Still to come (next issues): the agent around the Runner — memberlist
+// gossip with the worker's resources as node metadata, taking assignments
+// from the coordinator's API, the Reporter and CheckpointSink over that API,
+// leaving the cluster on SIGTERM — and data-parallel ranks (ring
+// all-reduce through trainer.TrainConfig.GradHook).
 package worker

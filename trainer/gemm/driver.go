@@ -39,6 +39,10 @@ type engine struct {
 	minCols int           // minBlockCols; tests lower it
 	minRows int           // minBlockRows; tests lower it
 	spin    time.Duration // spinWait; benchmarks vary it
+	dbgT    [2]time.Duration
+	dbgB    [2]int
+	dbgW, dbgR time.Duration
+	dbgN int
 	ws      []workspace   // one per thread
 	workers []worker      // threads 1.. (the caller is thread 0)
 	seq     atomic.Uint64 // jobs handed to the workers so far
@@ -114,9 +118,14 @@ func (in *engine) sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	if nt == 1 {
 		in.block(&in.ws[0], 0)
 	} else {
+		t0 := time.Now()
 		seq := in.dispatch(blocks)
 		in.run(0, seq)
+		t1 := time.Now()
 		in.wait()
+		in.dbgW += time.Since(t1)
+		in.dbgR += t1.Sub(t0)
+		in.dbgN++
 	}
 	// Drop the references to the caller's matrices.
 	j.a, j.b, j.c = nil, nil, nil
@@ -218,7 +227,10 @@ func (in *engine) run(t int, seq uint64) {
 		if !in.claim.CompareAndSwap(w, w+1) {
 			continue
 		}
+		bt0 := time.Now()
 		in.block(&in.ws[t], blk)
+		in.dbgT[t] += time.Since(bt0)
+		in.dbgB[t]++
 		if int(in.doneN.Add(1)) == blocks {
 			in.done <- struct{}{}
 		}
