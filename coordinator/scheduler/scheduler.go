@@ -237,7 +237,6 @@ type planner struct {
 	cand  []int // indices of the current job's eligible, unreserved nodes
 	spot  []int
 	slots []int // per node: rank slots for the current job, -1 when unused
-	ranks []string
 }
 
 // place places j or explains why not, reserving j's nodes in that case.
