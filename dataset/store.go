@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trainctl/trainctl/internal/durable"
 	"hash"
 	"io"
 	"io/fs"
@@ -46,6 +47,7 @@ func StoreDir(dataDir string) string { return filepath.Join(dataDir, "datasets")
 // file locks, by several processes sharing the directory.
 type Store struct {
 	dir string
+	tmp *durable.TempDir
 	log *slog.Logger
 }
 
@@ -54,14 +56,19 @@ type Store struct {
 // writer still holds locked are left alone.
 func OpenStore(dir string) (*Store, error) {
 	s := &Store{dir: dir, log: slog.Default().With("store", dir)}
-	for _, d := range []string{objectsDir, namesDir, tmpDir} {
+	for _, d := range []string{objectsDir, namesDir} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("open dataset store %s: %w", dir, err)
 		}
 	}
-	if err := s.cleanTmp(); err != nil {
+	tmp, removed, err := durable.OpenTempDir(filepath.Join(dir, tmpDir))
+	for _, p := range removed {
+		s.log.Warn("removed abandoned temporary file", "path", p)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("open dataset store %s: %w", dir, err)
 	}
+	s.tmp = tmp
 	return s, nil
 }
 
@@ -77,46 +84,6 @@ func (s *Store) manifestPath(name, id string) string {
 	return filepath.Join(s.dir, namesDir, name, id+".json")
 }
 
-// cleanTmp removes temporary files no live writer holds.
-func (s *Store) cleanTmp() error {
-	ents, err := os.ReadDir(filepath.Join(s.dir, tmpDir))
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		p := filepath.Join(s.dir, tmpDir, e.Name())
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		if flock(f, true, false) == nil {
-			if err := os.Remove(p); err == nil {
-				s.log.Warn("removed abandoned temporary file", "path", p)
-			}
-		}
-		f.Close()
-	}
-	return nil
-}
-
-// createTemp creates a locked temporary file in tmp/, so cleanTmp in
-// another process leaves it alone while it is written.
-func (s *Store) createTemp(pattern string) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), pattern)
-	if err != nil {
-		return nil, err
-	}
-	if err := flock(f, true, true); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return f, nil
-}
-
 // lock takes the store's exclusive lock, held while versions are committed
 // or removed; reads need none because every file appears by rename.
 func (s *Store) lock() (unlock func(), err error) {
@@ -124,7 +91,7 @@ func (s *Store) lock() (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock dataset store: %w", err)
 	}
-	if err := flock(f, true, true); err != nil {
+	if err := durable.Lock(f, true, true); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock dataset store: %w", err)
 	}
@@ -145,7 +112,7 @@ type stagedVersion struct {
 }
 
 func (s *Store) stage(meta Meta) (*stagedVersion, error) {
-	f, err := s.createTemp("version-*.arrow")
+	f, err := s.tmp.Create("version-*.arrow")
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +262,7 @@ func (s *Store) commit(st *stagedVersion, m Manifest) (Manifest, bool, error) {
 		}
 		st.done = true
 		st.f.Close()
-		if err := syncDir(filepath.Dir(obj)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(obj)); err != nil {
 			return Manifest{}, false, err
 		}
 	default:
@@ -336,43 +303,10 @@ func (s *Store) writeManifest(m Manifest) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	return s.writeFileAtomic(filepath.Join(dir, m.ID+".json"), append(b, '\n'))
-}
-
-// writeFileAtomic writes data to path through a fsynced temporary file, a
-// rename and a fsync of path's directory.
-func (s *Store) writeFileAtomic(path string, data []byte) error {
-	f, err := s.createTemp("file-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return s.tmp.WriteFile(filepath.Join(dir, m.ID+".json"), append(b, '\n'))
 }
 
 // versions returns the manifests of name sorted by seq; none if the name
@@ -613,7 +547,7 @@ func (s *Store) Remove(ref string) (Manifest, error) {
 		return Manifest{}, fmt.Errorf("remove %s: %w", m.Ref(), err)
 	}
 	dir := filepath.Dir(mp)
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return Manifest{}, fmt.Errorf("remove %s: %w", m.Ref(), err)
 	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
@@ -721,7 +655,7 @@ func (s *Store) copyObject(path, id string) error {
 		return err
 	}
 	defer in.Close()
-	f, err := s.createTemp("object-*.arrow")
+	f, err := s.tmp.Create("object-*.arrow")
 	if err != nil {
 		return err
 	}
@@ -741,7 +675,7 @@ func (s *Store) copyObject(path, id string) error {
 	if err := os.Rename(f.Name(), s.DataPath(id)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Join(s.dir, objectsDir))
+	return durable.SyncDir(filepath.Join(s.dir, objectsDir))
 }
 
 // OpenObject opens the version file with the given id, named or not.

@@ -325,7 +325,7 @@ func TestOpenStoreCleansAbandonedTemp(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("half a version"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	live, err := s.createTemp("version-*.arrow") // a writer still at work
+	live, err := s.tmp.Create("version-*.arrow") // a writer still at work
 	if err != nil {
 		t.Fatal(err)
 	}

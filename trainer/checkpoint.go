@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trainctl/trainctl/internal/durable"
 	"io"
 	"math"
 	"os"
@@ -153,7 +154,7 @@ func WriteCheckpoint(path string, c *Checkpoint) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("checkpoint %s: sync directory: %w", path, err)
 	}
 	return nil
@@ -179,15 +180,6 @@ func encodeCheckpoint(w *bufio.Writer, hdr []byte, c *Checkpoint) error {
 	w.Write(b[:])
 	_, err := w.Write(c.Optimizer)
 	return err // bufio.Writer errors are sticky
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ReadCheckpoint reads and verifies the checkpoint at path. A file that is

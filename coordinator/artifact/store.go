@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/trainctl/trainctl/internal/durable"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -48,6 +49,7 @@ type Info struct {
 // files, by several processes sharing the directory.
 type Store struct {
 	dir string
+	tmp *durable.TempDir
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -69,7 +71,7 @@ func OpenStore(dir string, log *slog.Logger) (*Store, error) {
 }
 
 func (s *Store) init() error {
-	for _, d := range []string{s.dir, filepath.Join(s.dir, blobsDir), filepath.Join(s.dir, tmpDir)} {
+	for _, d := range []string{s.dir, filepath.Join(s.dir, blobsDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -78,7 +80,7 @@ func (s *Store) init() error {
 	// process that died after making them may not have synced them; the
 	// shard directories that exist are durable from then on.
 	for _, d := range []string{filepath.Join(s.dir, blobsDir), s.dir, filepath.Dir(s.dir)} {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -89,7 +91,12 @@ func (s *Store) init() error {
 	for _, sh := range shards {
 		s.shards[sh] = true
 	}
-	return s.cleanTmp()
+	tmp, removed, err := durable.OpenTempDir(filepath.Join(s.dir, tmpDir))
+	for _, p := range removed {
+		s.log.Warn("removed abandoned temporary blob", "path", p)
+	}
+	s.tmp = tmp
+	return err
 }
 
 // Dir is the store's directory.
@@ -114,7 +121,7 @@ func (s *Store) makeShard(h string) error {
 		return err
 	}
 	// Sync even when another writer made it: it may not have synced yet.
-	if err := syncDir(filepath.Dir(d)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 		return err
 	}
 	s.shards[h[:2]] = true
@@ -135,46 +142,6 @@ func (s *Store) shardNames() ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// cleanTmp removes temporary files no live writer holds.
-func (s *Store) cleanTmp() error {
-	ents, err := os.ReadDir(filepath.Join(s.dir, tmpDir))
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		p := filepath.Join(s.dir, tmpDir, e.Name())
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return err
-		}
-		if flock(f, true, false) == nil {
-			if err := os.Remove(p); err == nil {
-				s.log.Warn("removed abandoned temporary blob", "path", p)
-			}
-		}
-		f.Close()
-	}
-	return nil
-}
-
-// createTemp creates a locked temporary file in tmp/, so cleanTmp in
-// another process leaves it alone while it is written.
-func (s *Store) createTemp() (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), "blob-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := flock(f, true, true); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return f, nil
 }
 
 // Put stores the content r yields until EOF and returns its digest and
@@ -227,7 +194,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // and, when limit > 0, that it is at most limit bytes. created reports
 // whether the blob was absent before.
 func (s *Store) put(ctx context.Context, r io.Reader, want string, limit int64) (digest string, size int64, created bool, err error) {
-	f, err := s.createTemp()
+	f, err := s.tmp.Create("blob-*")
 	if err != nil {
 		return "", 0, false, fmt.Errorf("put blob: %w", err)
 	}
@@ -270,14 +237,14 @@ func (s *Store) put(ctx context.Context, r io.Reader, want string, limit int64) 
 	// Rename even when the blob exists: the content is the same, a
 	// damaged copy gets repaired, and the directory fsync below makes the
 	// name durable even if a concurrent writer of the same blob has not
-	// fsynced it yet. The file stays locked until renamed, so cleanTmp in
+	// fsynced it yet. The file stays locked until renamed, so OpenTempDir in
 	// another process cannot remove it first.
 	if err := os.Rename(f.Name(), dst); err != nil {
 		return "", n, false, fmt.Errorf("put blob %s: %w", ShortDigest(digest), err)
 	}
 	renamed = true
 	f.Close()
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dst)); err != nil {
 		return "", n, false, fmt.Errorf("put blob %s: %w", ShortDigest(digest), err)
 	}
 	if created {
@@ -356,7 +323,7 @@ func (s *Store) Delete(digest string) error {
 	} else if err != nil {
 		return fmt.Errorf("delete blob %s: %w", digest, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("delete blob %s: %w", digest, err)
 	}
 	s.log.Debug("deleted blob", "digest", digest)
@@ -437,18 +404,6 @@ func (s *Store) Verify(ctx context.Context, digest string) error {
 	}
 	if got := DigestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("verify blob %s (%s): %w: its %d bytes hash to %s", digest, f.Name(), ErrCorrupt, n, got)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

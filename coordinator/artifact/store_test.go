@@ -263,7 +263,7 @@ func TestOpenStoreRemovesAbandonedTemp(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live writer's temporary file stays: it holds the lock.
-	live, err := s.createTemp()
+	live, err := s.tmp.Create("blob-*")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trainctl/trainctl/internal/durable"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -133,7 +134,7 @@ func (c *Client) download(ctx context.Context, id, dir, path string) (size int64
 	if err := os.Rename(tmp, path); err != nil {
 		return 0, fmt.Errorf("cache: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return 0, fmt.Errorf("cache: %w", err)
 	}
 	return size, nil
@@ -172,17 +173,4 @@ func verifyFile(ctx context.Context, path, id string) (int64, error) {
 		return 0, fmt.Errorf("verify %s: %w: content digest %s, want %s", path, dataset.ErrCorrupt, got, id)
 	}
 	return st.Size(), nil
-}
-
-// syncDir fsyncs a directory so a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

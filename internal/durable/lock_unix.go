@@ -1,15 +1,16 @@
 //go:build unix
 
-package artifact
+package durable
 
 import (
 	"os"
 	"syscall"
 )
 
-// flock takes an advisory lock on f: exclusive or shared, waiting for it or
-// failing at once (wait=false) when another process holds it.
-func flock(f *os.File, exclusive, wait bool) error {
+// Lock takes an advisory lock on f: exclusive or shared, waiting for it or
+// failing at once (wait=false) when another process holds it. The lock is
+// released when f is closed.
+func Lock(f *os.File, exclusive, wait bool) error {
 	how := syscall.LOCK_SH
 	if exclusive {
 		how = syscall.LOCK_EX
