@@ -1,0 +1,108 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config is a coordinator server's configuration; start from DefaultConfig.
+type Config struct {
+	// NodeID names the server in the Raft configuration for all time.
+	// Required.
+	NodeID string
+	// DataDir holds the Raft log and stable store (raft/raft.db, bbolt) and
+	// the snapshots (raft/snapshots). Required.
+	DataDir string
+	// RaftAddr is the TCP address the Raft transport listens on; port 0
+	// picks a free one. Other servers dial the listener's address unless
+	// RaftAdvertise is set.
+	RaftAddr      string
+	RaftAdvertise string
+	// HTTPAddr is the address of the /v1/ API; port 0 picks a free one.
+	// Other servers forward writes to the listener's address unless
+	// HTTPAdvertise is set.
+	HTTPAddr      string
+	HTTPAdvertise string
+	// Bootstrap makes this server the first voter of a new cluster. It is
+	// ignored when DataDir already holds Raft state.
+	Bootstrap bool
+	// Join lists HTTP addresses of existing servers; a server without Raft
+	// state asks them (any of them; followers forward to the leader) to
+	// add it as a voter before New returns.
+	Join []string
+
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
+	// CommitTimeout tune Raft (see raft.Config); smaller values fail over
+	// faster and elect spuriously on a loaded machine.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotInterval, SnapshotThreshold and TrailingLogs control
+	// snapshots and log compaction (see raft.Config).
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// SnapshotsRetained is how many snapshots are kept on disk.
+	SnapshotsRetained int
+	// ApplyTimeout bounds how long a write waits to be committed.
+	ApplyTimeout time.Duration
+	// RetryInterval paces the retries of joining, of the leader's barrier
+	// and of keeping this server's entry in the server registry current.
+	RetryInterval time.Duration
+	// Logger receives the server's and Raft's logs; nil means slog.Default().
+	Logger *slog.Logger
+
+	// wrapStream, when set, wraps the Raft stream layer (tests cut it to
+	// partition a server).
+	wrapStream func(raft.StreamLayer) raft.StreamLayer
+}
+
+// DefaultConfig returns a configuration for a server on the loopback
+// interface with the default ports (Raft 7420, HTTP 7421), as `trainctl up`
+// runs it, with Raft timeouts tuned for sub-second failover on a LAN while
+// staying well above the scheduling hiccups of a loaded machine. A server
+// listening on all interfaces must set the advertised addresses.
+func DefaultConfig() Config {
+	return Config{
+		RaftAddr:           "127.0.0.1:7420",
+		HTTPAddr:           "127.0.0.1:7421",
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		SnapshotsRetained:  2,
+		ApplyTimeout:       10 * time.Second,
+		RetryInterval:      250 * time.Millisecond,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node id: required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir: required"))
+	}
+	if c.RaftAddr == "" || c.HTTPAddr == "" {
+		errs = append(errs, errors.New("raft and http addresses: required"))
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		errs = append(errs, errors.New("bootstrap and join: give one, not both"))
+	}
+	if c.ApplyTimeout <= 0 || c.RetryInterval <= 0 || c.SnapshotsRetained < 1 {
+		errs = append(errs, errors.New("apply timeout, retry interval and snapshots retained: must be positive"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("coordinator config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package coordinator
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// maxBodyBytes bounds a request body (a dataset manifest is the largest).
+const maxBodyBytes = 4 << 20
+
+// retryAfterSeconds is the Retry-After of a 503: about one election.
+const retryAfterSeconds = "1"
+
+// routes returns the /v1/ API. Reads are served from this server's state
+// store, which may lag the leader's by the entries it has not applied yet
+// (normally a heartbeat or less; unbounded on a server cut off from the
+// leader); writes go to the leader (see forward).
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/jobs", s.handleJobSubmit)
+	mux.HandleFunc("GET /v1/jobs", s.handleJobList)
+	mux.HandleFunc("GET /v1/jobs/{id}", s.handleJobGet)
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleJobCancel)
+	mux.HandleFunc("GET /v1/jobs/{id}/metrics", s.handleJobMetrics)
+	mux.HandleFunc("GET /v1/checkpoints", s.handleCheckpointList)
+	mux.HandleFunc("GET /v1/workers", s.handleWorkerList)
+	mux.HandleFunc("GET /v1/workers/{id}", s.handleWorkerGet)
+	mux.HandleFunc("POST /v1/workers/{id}/drain", s.handleWorkerDrain)
+	mux.HandleFunc("GET /v1/datasets", s.handleDatasetList)
+	mux.HandleFunc("POST /v1/datasets", s.handleDatasetRegister)
+	mux.HandleFunc("GET /v1/cluster/status", s.handleClusterStatus)
+	mux.HandleFunc("POST /v1/cluster/join", s.handleClusterJoin)
+	return mux
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// httpStatus maps an error to its HTTP status through the sentinel it wraps.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, structs.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, structs.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, structs.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, structs.ErrNotLeader), errors.Is(err, structs.ErrNoLeader):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with the JSON error body {"error", "code"}; a 503 also
+// carries Retry-After.
+func writeError(w http.ResponseWriter, err error) {
+	status := httpStatus(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	writeJSON(w, status, structs.ErrorBody{Error: err.Error(), Code: structs.Code(err)})
+}
+
+// decodeBody reads a JSON request body strictly into out. Errors wrap
+// structs.ErrInvalid and name the offending field where JSON says which.
+func decodeBody(w http.ResponseWriter, r *http.Request, out any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(out)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	var (
+		typeErr *json.UnmarshalTypeError
+		synErr  *json.SyntaxError
+		sizeErr *http.MaxBytesError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("body: %w: empty, want a JSON object", structs.ErrInvalid)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if errors.Is(err, jobspec.ErrInvalid) { // inside the spec's own decoder
+			field = strings.TrimSuffix("spec."+field, ".")
+		}
+		return fmt.Errorf("body: %s: %w: got JSON %s, want %s", field, structs.ErrInvalid, typeErr.Value, typeErr.Type)
+	case errors.As(err, &synErr):
+		return fmt.Errorf("body: %w: malformed JSON at byte %d: %w", structs.ErrInvalid, synErr.Offset, err)
+	case errors.As(err, &sizeErr):
+		return fmt.Errorf("body: %w: larger than %d bytes", structs.ErrInvalid, sizeErr.Limit)
+	case errors.Is(err, jobspec.ErrInvalid):
+		return fmt.Errorf("body: spec: %w: %w", structs.ErrInvalid, err)
+	}
+	return fmt.Errorf("body: %w: %w", structs.ErrInvalid, err)
+}
+
+// newID returns a random 16-hex-digit id. Only the leader calls it, and
+// puts the id into the command, so applying stays deterministic.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,82 @@
+package coordinator
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+func TestHTTPAPI(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	base := "http://" + c.nodes[0].srv.HTTPAddr()
+	const validJob = `{"request_id":"r1","spec":{"name":"pets","dataset":"shapes@v1"}}`
+	const manifest = `{"name":"shapes","id":"abc","seq":1}`
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		wantStatus int
+		wantCode   string
+		wantInErr  string
+	}{
+		{"submit", "POST", "/v1/jobs", validJob, 201, "", ""},
+		{"submit again", "POST", "/v1/jobs", validJob, 200, "", ""},
+		{"list jobs", "GET", "/v1/jobs", "", 200, "", ""},
+		{"bad hyperparameter", "POST", "/v1/jobs", `{"request_id":"r2","spec":{"name":"x","dataset":"shapes@v1","hyperparameters":{"lr":-1}}}`, 400, structs.CodeInvalid, "hyperparameters.lr"},
+		{"wrong type in spec", "POST", "/v1/jobs", `{"request_id":"r2","spec":{"name":"x","dataset":"shapes@v1","resources":{"ranks":"two"}}}`, 400, structs.CodeInvalid, "ranks"},
+		{"unknown field", "POST", "/v1/jobs", `{"request_id":"r2","bogus":1}`, 400, structs.CodeInvalid, "bogus"},
+		{"wrong type", "POST", "/v1/jobs", `{"request_id":5}`, 400, structs.CodeInvalid, "request_id"},
+		{"missing spec", "POST", "/v1/jobs", `{"request_id":"r2"}`, 400, structs.CodeInvalid, "spec"},
+		{"empty body", "POST", "/v1/jobs", ``, 400, structs.CodeInvalid, "body"},
+		{"unknown job", "GET", "/v1/jobs/nope", "", 404, structs.CodeNotFound, "nope"},
+		{"cancel unknown job", "POST", "/v1/jobs/nope/cancel", "", 404, structs.CodeNotFound, "nope"},
+		{"metrics of unknown job", "GET", "/v1/jobs/nope/metrics", "", 404, structs.CodeNotFound, "nope"},
+		{"checkpoints of unknown job", "GET", "/v1/checkpoints?job=nope", "", 404, structs.CodeNotFound, "nope"},
+		{"all checkpoints", "GET", "/v1/checkpoints", "", 200, "", ""},
+		{"workers", "GET", "/v1/workers", "", 200, "", ""},
+		{"unknown worker", "GET", "/v1/workers/nope", "", 404, structs.CodeNotFound, "nope"},
+		{"drain unknown worker", "POST", "/v1/workers/nope/drain", "", 404, structs.CodeNotFound, "nope"},
+		{"register dataset", "POST", "/v1/datasets", `{"name":"shapes","id":"abc","manifest":` + manifest + `}`, 201, "", ""},
+		{"register dataset again", "POST", "/v1/datasets", `{"name":"shapes","id":"abc","manifest":` + manifest + `}`, 200, "", ""},
+		{"dataset without id", "POST", "/v1/datasets", `{"name":"shapes","manifest":{}}`, 400, structs.CodeInvalid, "id"},
+		{"datasets", "GET", "/v1/datasets?name=shapes", "", 200, "", ""},
+		{"join without addresses", "POST", "/v1/cluster/join", `{"id":"x"}`, 400, structs.CodeInvalid, "raft_addr"},
+		{"status", "GET", "/v1/cluster/status", "", 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+			if tt.wantCode == "" {
+				return
+			}
+			var eb structs.ErrorBody
+			if err := json.Unmarshal(body, &eb); err != nil {
+				t.Fatalf("error body %s: %v", body, err)
+			}
+			if eb.Code != tt.wantCode || !strings.Contains(eb.Error, tt.wantInErr) {
+				t.Fatalf("error %+v, want code %s mentioning %q", eb, tt.wantCode, tt.wantInErr)
+			}
+		})
+	}
+}

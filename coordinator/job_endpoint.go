@@ -1,0 +1,129 @@
+package coordinator
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// maxRequestIDLen bounds a client request id.
+const maxRequestIDLen = 128
+
+// handleJobSubmit is POST /v1/jobs: body structs.SubmitJobBody; answers 201
+// with the new job, or 200 with the job an earlier request with the same
+// request_id created.
+func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
+	if s.forward(w, r) {
+		return
+	}
+	var body structs.SubmitJobBody
+	if err := decodeBody(w, r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(body.RequestID) > maxRequestIDLen {
+		writeError(w, fmt.Errorf("request_id: %w: longer than %d bytes", structs.ErrInvalid, maxRequestIDLen))
+		return
+	}
+	if err := body.Spec.Validate(); err != nil {
+		writeError(w, fmt.Errorf("spec: %w: %w", structs.ErrInvalid, err))
+		return
+	}
+	if body.RequestID != "" {
+		// A retry of a committed submission needs no new log entry.
+		if j, err := s.State().JobByRequestID(body.RequestID); err == nil {
+			writeJSON(w, http.StatusOK, j)
+			return
+		}
+	}
+	id := newID()
+	resp, err := s.raftApply(r.Context(), structs.JobSubmitRequestType, &structs.JobSubmitRequest{
+		JobID:      id,
+		RequestID:  body.RequestID,
+		Spec:       body.Spec,
+		SubmitTime: time.Now().UTC(),
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	j := resp.(*structs.Job)
+	status := http.StatusOK
+	if j.ID == id {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, j)
+}
+
+// handleJobList is GET /v1/jobs[?state=S]: jobs in submission order.
+func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
+	want := structs.JobState(r.URL.Query().Get("state"))
+	out := []*structs.Job{}
+	for _, j := range s.State().Jobs() {
+		if want == "" || j.State == want {
+			out = append(out, j)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleJobGet is GET /v1/jobs/{id}.
+func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
+	j, err := s.State().Job(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// handleJobCancel is POST /v1/jobs/{id}/cancel: answers the job, cancelled
+// (or already finished, which cancelling leaves as it is).
+func (s *Server) handleJobCancel(w http.ResponseWriter, r *http.Request) {
+	if s.forward(w, r) {
+		return
+	}
+	resp, err := s.raftApply(r.Context(), structs.JobCancelRequestType, &structs.JobCancelRequest{
+		JobID: r.PathValue("id"),
+		Time:  time.Now().UTC(),
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// handleJobMetrics is GET /v1/jobs/{id}/metrics: the job's metric reports in
+// commit order.
+func (s *Server) handleJobMetrics(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.State().Job(id); err != nil {
+		writeError(w, err)
+		return
+	}
+	out := s.State().Metrics(id)
+	if out == nil {
+		out = []structs.Metric{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleCheckpointList is GET /v1/checkpoints[?job=ID]: checkpoint records,
+// of one job or of all.
+func (s *Server) handleCheckpointList(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("job")
+	if id != "" {
+		if _, err := s.State().Job(id); err != nil {
+			writeError(w, fmt.Errorf("job: %w", err))
+			return
+		}
+	}
+	out := s.State().Checkpoints(id)
+	if out == nil {
+		out = []*structs.Checkpoint{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

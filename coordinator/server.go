@@ -1,0 +1,230 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/state"
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// Server is one coordinator: a Raft voter with its FSM and state store, and
+// the /v1/ HTTP API.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	hclog hclog.Logger
+
+	fsm       *state.FSM
+	raft      *raft.Raft
+	logStore  *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	leaderCh  chan bool
+
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	httpAddr string // advertised
+
+	// proxy forwards writes to the leader (forward.go).
+	proxyTransport *http.Transport
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	shutdown sync.Once
+	closeErr error
+}
+
+// New starts a coordinator server: it opens (or creates) the Raft state under
+// cfg.DataDir, starts Raft and the HTTP API, bootstraps a new cluster or joins
+// an existing one, and returns. A server restarted on the same data directory
+// replays its snapshot and log and catches up from the leader. ctx bounds the
+// start (joining in particular), not the server's life: call Shutdown.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("node", cfg.NodeID)
+	s := &Server{
+		cfg:      cfg,
+		log:      logger,
+		hclog:    newHCLogAdapter(logger, "raft"),
+		fsm:      state.NewFSM(logger.With("component", "fsm")),
+		leaderCh: make(chan bool, 8),
+		proxyTransport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       30 * time.Second,
+		},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	var err error
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	s.httpAddr = s.httpLn.Addr().String()
+	if cfg.HTTPAdvertise != "" {
+		s.httpAddr = cfg.HTTPAdvertise
+	} else if a, ok := s.httpLn.Addr().(*net.TCPAddr); !ok || a.IP.IsUnspecified() {
+		s.httpLn.Close()
+		s.cancel()
+		return nil, fmt.Errorf("http address %s is not advertisable: set HTTPAdvertise", s.httpAddr)
+	}
+	existing, err := s.setupRaft()
+	if err != nil {
+		s.Shutdown()
+		return nil, err
+	}
+
+	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.goFunc(func() {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	})
+	s.goFunc(func() { s.monitorLeadership(s.ctx) })
+	s.goFunc(func() { s.keepRegistered(s.ctx) })
+	s.log.Info("coordinator started", "raft", s.transport.LocalAddr(), "http", s.httpAddr, "existing_state", existing)
+
+	if len(cfg.Join) > 0 && !existing {
+		if err := s.join(ctx); err != nil {
+			s.Shutdown()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) goFunc(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// join asks the servers in cfg.Join to add this server as a voter, retrying
+// until one accepts or ctx ends.
+func (s *Server) join(ctx context.Context) error {
+	c := client.New(s.cfg.Join...)
+	req := s.joinRequest()
+	for {
+		err := c.Join(ctx, req)
+		if err == nil {
+			s.log.Info("joined cluster", "via", s.cfg.Join)
+			return nil
+		}
+		s.log.Warn("join failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join %v: %w (last error: %w)", s.cfg.Join, ctx.Err(), err)
+		case <-time.After(s.cfg.RetryInterval):
+		}
+	}
+}
+
+func (s *Server) joinRequest() structs.JoinRequest {
+	return structs.JoinRequest{ID: s.cfg.NodeID, RaftAddr: string(s.transport.LocalAddr()), HTTPAddr: s.httpAddr}
+}
+
+// Shutdown stops the server: the HTTP API, Raft, the transport and the
+// on-disk stores. It is safe to call more than once; later calls return the
+// first call's result.
+func (s *Server) Shutdown() error {
+	s.shutdown.Do(func() {
+		s.cancel()
+		var errs []error
+		if s.raft != nil {
+			if err := s.raft.Shutdown().Error(); err != nil {
+				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+			}
+		}
+		if s.httpSrv != nil {
+			errs = append(errs, s.httpSrv.Close())
+		} else if s.httpLn != nil {
+			errs = append(errs, s.httpLn.Close())
+		}
+		if s.transport != nil {
+			errs = append(errs, s.transport.Close())
+		}
+		s.wg.Wait()
+		if s.logStore != nil {
+			errs = append(errs, s.logStore.Close())
+		}
+		s.proxyTransport.CloseIdleConnections()
+		s.closeErr = errors.Join(errs...)
+		s.log.Info("coordinator stopped")
+	})
+	return s.closeErr
+}
+
+// NodeID returns the server's Raft id.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// HTTPAddr returns the advertised address of the HTTP API.
+func (s *Server) HTTPAddr() string { return s.httpAddr }
+
+// RaftAddr returns the advertised address of the Raft transport.
+func (s *Server) RaftAddr() string { return string(s.transport.LocalAddr()) }
+
+// State returns the server's state store. Its contents lag the leader's by
+// the entries not yet applied here.
+func (s *Server) State() *state.Store { return s.fsm.State() }
+
+// IsLeader reports whether this server is the Raft leader.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Status returns the server's view of the cluster.
+func (s *Server) Status() (*structs.ClusterStatus, error) {
+	_, leaderID := s.raft.LeaderWithID()
+	st := &structs.ClusterStatus{
+		NodeID:       s.cfg.NodeID,
+		State:        s.raft.State().String(),
+		LeaderID:     string(leaderID),
+		LastIndex:    s.raft.LastIndex(),
+		AppliedIndex: s.raft.AppliedIndex(),
+		CommitIndex:  s.raft.CommitIndex(),
+		StateIndex:   s.State().Index(),
+		Term:         s.raft.CurrentTerm(),
+	}
+	if leaderID != "" {
+		if srv, err := s.State().Server(string(leaderID)); err == nil {
+			st.LeaderHTTPAddr = srv.HTTPAddr
+		}
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	for _, rs := range f.Configuration().Servers {
+		v := structs.VoterInfo{
+			ID:       string(rs.ID),
+			RaftAddr: string(rs.Address),
+			Suffrage: rs.Suffrage.String(),
+			Leader:   rs.ID == leaderID,
+		}
+		if srv, err := s.State().Server(v.ID); err == nil {
+			v.HTTPAddr = srv.HTTPAddr
+		}
+		st.Voters = append(st.Voters, v)
+	}
+	return st, nil
+}

@@ -1,0 +1,17 @@
+// Package state is the coordinator's replicated state: an in-memory store of
+// jobs, workers, assignments, checkpoints, metrics, dataset versions and
+// coordinator servers, and the Raft FSM that changes it by applying the
+// commands of coordinator/structs.
+//
+// Every voter applies the same log to its own store, so applying must be
+// deterministic: ids and timestamps come inside the commands (stamped by the
+// leader), and nothing here reads a clock or a random source. A command that
+// does not fit the state (an unknown job, a stale attempt) changes nothing and
+// returns an error as the Apply response. Snapshots are the whole state as
+// JSON in a canonical order, so two stores that applied the same log encode
+// to the same bytes (Store.Encode).
+//
+// Objects returned by the store's readers are shared with the store and must
+// be treated as read-only: writers replace objects (copy on write) rather
+// than changing them, so a reader never sees a half-applied command.
+package state

@@ -1,0 +1,383 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// The write methods below are called by the FSM only. Each checks the whole
+// command before changing anything, so a command that returns an error leaves
+// the state as it was, and replaces the objects it changes (copy on write).
+
+func (s *Store) submitJob(index uint64, req *structs.JobSubmitRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.RequestID != "" {
+		if id, ok := s.t.jobsByRequest[req.RequestID]; ok {
+			return s.t.jobs[id], nil
+		}
+	}
+	if req.JobID == "" {
+		return nil, fmt.Errorf("submit job: job_id: %w: required", structs.ErrInvalid)
+	}
+	if _, ok := s.t.jobs[req.JobID]; ok {
+		return nil, fmt.Errorf("submit job %q: %w: id exists", req.JobID, structs.ErrConflict)
+	}
+	j := &structs.Job{
+		ID:          req.JobID,
+		RequestID:   req.RequestID,
+		Spec:        req.Spec,
+		State:       structs.JobPending,
+		SubmitTime:  req.SubmitTime,
+		ModifyTime:  req.SubmitTime,
+		CreateIndex: index,
+		ModifyIndex: index,
+	}
+	s.t.jobs[j.ID] = j
+	if j.RequestID != "" {
+		s.t.jobsByRequest[j.RequestID] = j.ID
+	}
+	s.t.index = index
+	return j, nil
+}
+
+func (s *Store) cancelJob(index uint64, req *structs.JobCancelRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.jobs[req.JobID]
+	if !ok {
+		return nil, fmt.Errorf("cancel job %q: %w", req.JobID, structs.ErrNotFound)
+	}
+	if old.State.Terminal() {
+		return old, nil
+	}
+	j := old.Copy()
+	if a := j.CurrentAttempt(); a != nil && a.State == structs.AttemptRunning {
+		a.State = structs.AttemptCancelled
+		a.EndTime = req.Time
+		s.releaseAssignments(index, j.ID)
+	}
+	j.State = structs.JobCancelled
+	s.touchJob(index, j, req.Time)
+	return j, nil
+}
+
+func (s *Store) placeJob(index uint64, req *structs.JobPlaceRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.jobs[req.JobID]
+	if !ok {
+		return nil, fmt.Errorf("place job %q: %w", req.JobID, structs.ErrNotFound)
+	}
+	if old.State != structs.JobPending {
+		return nil, fmt.Errorf("place job %q: %w: job is %s", req.JobID, structs.ErrConflict, old.State)
+	}
+	if want := len(old.Attempts) + 1; req.Attempt != want {
+		return nil, fmt.Errorf("place job %q: %w: attempt %d, want %d", req.JobID, structs.ErrConflict, req.Attempt, want)
+	}
+	n := len(req.Placements)
+	if n == 0 {
+		return nil, fmt.Errorf("place job %q: placements: %w: empty", req.JobID, structs.ErrInvalid)
+	}
+	nodes := make([]string, n)
+	need := make(map[string]structs.Resources)
+	for _, p := range req.Placements {
+		if p.Rank < 0 || p.Rank >= n || nodes[p.Rank] != "" {
+			return nil, fmt.Errorf("place job %q: placements: %w: rank %d missing, repeated or out of range", req.JobID, structs.ErrInvalid, p.Rank)
+		}
+		if p.WorkerID == "" || p.Resources.Cores < 0 || p.Resources.GPUs < 0 {
+			return nil, fmt.Errorf("place job %q: placements: %w: rank %d has no worker or negative resources", req.JobID, structs.ErrInvalid, p.Rank)
+		}
+		nodes[p.Rank] = p.WorkerID
+		need[p.WorkerID] = need[p.WorkerID].Add(p.Resources)
+	}
+	for id, r := range need {
+		w, ok := s.t.workers[id]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("place job %q: worker %q: %w", req.JobID, id, structs.ErrNotFound)
+		case !w.Schedulable():
+			return nil, fmt.Errorf("place job %q: worker %q: %w: worker is %s", req.JobID, id, structs.ErrConflict, w.Status)
+		case slices.Contains(old.ExcludedNodes, id):
+			return nil, fmt.Errorf("place job %q: worker %q: %w: node is excluded", req.JobID, id, structs.ErrConflict)
+		case !w.Free.Fits(r):
+			return nil, fmt.Errorf("place job %q: worker %q: %w: needs %+v, has %+v free", req.JobID, id, structs.ErrConflict, r, w.Free)
+		}
+	}
+
+	j := old.Copy()
+	j.Attempts = append(j.Attempts, structs.Attempt{
+		Number:     req.Attempt,
+		Nodes:      nodes,
+		ResumeFrom: req.ResumeFrom,
+		State:      structs.AttemptRunning,
+		StartTime:  req.Time,
+	})
+	j.State = structs.JobRunning
+	as := make([]*structs.Assignment, n)
+	for _, p := range req.Placements {
+		as[p.Rank] = &structs.Assignment{
+			JobID: j.ID, Attempt: req.Attempt, Rank: p.Rank, WorkerID: p.WorkerID,
+			Resources: p.Resources, CreateIndex: index,
+		}
+	}
+	s.t.assignments[j.ID] = as
+	for id, r := range need {
+		w := *s.t.workers[id]
+		w.Free = w.Free.Sub(r)
+		w.ModifyIndex = index
+		s.t.workers[id] = &w
+	}
+	s.touchJob(index, j, req.Time)
+	return j, nil
+}
+
+func (s *Store) updateAttempt(index uint64, req *structs.AttemptUpdateRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.jobs[req.JobID]
+	if !ok {
+		return nil, fmt.Errorf("update attempt of job %q: %w", req.JobID, structs.ErrNotFound)
+	}
+	cur := old.CurrentAttempt()
+	if cur == nil || cur.Number != req.Attempt || cur.State != structs.AttemptRunning {
+		return nil, fmt.Errorf("update attempt %d of job %q: %w: not the running attempt", req.Attempt, req.JobID, structs.ErrConflict)
+	}
+	switch req.State {
+	case structs.AttemptSucceeded, structs.AttemptFailed, structs.AttemptPreempted:
+	default:
+		return nil, fmt.Errorf("update attempt of job %q: state: %w: %q is not an outcome", req.JobID, structs.ErrInvalid, req.State)
+	}
+
+	j := old.Copy()
+	a := j.CurrentAttempt()
+	a.State = req.State
+	a.Error = req.Error
+	a.FailedNode = req.FailedNode
+	a.EndTime = req.Time
+	s.releaseAssignments(index, j.ID)
+	switch {
+	case req.State == structs.AttemptSucceeded:
+		j.State = structs.JobSucceeded
+	case req.State == structs.AttemptPreempted:
+		j.State = structs.JobPending
+	case req.Retry:
+		j.State = structs.JobPending
+		j.Restarts++
+		if req.FailedNode != "" && !slices.Contains(j.ExcludedNodes, req.FailedNode) {
+			j.ExcludedNodes = append(j.ExcludedNodes, req.FailedNode)
+			slices.Sort(j.ExcludedNodes) // as scheduler.Retry keeps them
+		}
+	default:
+		j.State = structs.JobFailed
+		j.Error = req.Error
+	}
+	s.touchJob(index, j, req.Time)
+	return j, nil
+}
+
+func (s *Store) reportMetrics(index uint64, req *structs.MetricsReportRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.jobs[req.JobID]
+	if !ok {
+		return nil, fmt.Errorf("report metrics of job %q: %w", req.JobID, structs.ErrNotFound)
+	}
+	if len(req.Metrics) == 0 {
+		return old, nil
+	}
+	for i, m := range req.Metrics {
+		if m.JobID != req.JobID {
+			return nil, fmt.Errorf("report metrics of job %q: metrics[%d].job_id: %w: %q", req.JobID, i, structs.ErrInvalid, m.JobID)
+		}
+	}
+	s.t.metrics[req.JobID] = append(s.t.metrics[req.JobID], req.Metrics...)
+	last := req.Metrics[len(req.Metrics)-1]
+	j := old.Copy()
+	j.Progress = structs.Progress{Step: last.Step, Epoch: last.Epoch, Metrics: last.Values}
+	s.touchJob(index, j, last.Time)
+	return j, nil
+}
+
+func (s *Store) registerCheckpoint(index uint64, req *structs.CheckpointRegisterRequest) (*structs.Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := req.Checkpoint
+	if c.Digest == "" {
+		return nil, fmt.Errorf("register checkpoint: digest: %w: required", structs.ErrInvalid)
+	}
+	if have, ok := s.t.checkpoints[c.Digest]; ok {
+		return have, nil
+	}
+	old, ok := s.t.jobs[c.JobID]
+	if !ok {
+		return nil, fmt.Errorf("register checkpoint %s: job %q: %w", c.Digest, c.JobID, structs.ErrNotFound)
+	}
+	c.CreateIndex = index
+	s.t.checkpoints[c.Digest] = &c
+	s.t.jobCheckpoints[c.JobID] = append(s.t.jobCheckpoints[c.JobID], c.Digest)
+	if latest, ok := s.t.checkpoints[old.LatestCheckpoint]; !ok || c.Step >= latest.Step {
+		j := old.Copy()
+		j.LatestCheckpoint = c.Digest
+		s.touchJob(index, j, c.Time)
+	}
+	s.t.index = index
+	return &c, nil
+}
+
+func (s *Store) upsertWorker(index uint64, req *structs.WorkerUpsertRequest) (*structs.Worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.ID == "" {
+		return nil, fmt.Errorf("upsert worker: id: %w: required", structs.ErrInvalid)
+	}
+	status := req.Status
+	switch status {
+	case "":
+		status = structs.WorkerAlive
+	case structs.WorkerAlive, structs.WorkerSuspect:
+	default:
+		return nil, fmt.Errorf("upsert worker %q: status: %w: %q (want alive or suspect)", req.ID, structs.ErrInvalid, status)
+	}
+	w := &structs.Worker{ID: req.ID, CreateIndex: index}
+	if old, ok := s.t.workers[req.ID]; ok {
+		*w = *old
+		if old.Status == structs.WorkerDraining {
+			status = structs.WorkerDraining
+		}
+	}
+	w.Addr = req.Addr
+	w.Meta = req.Meta
+	w.Status = status
+	w.StatusTime = req.Time
+	w.Free = req.Meta.Capacity().Sub(s.heldBy(req.ID))
+	w.ModifyIndex = index
+	s.t.workers[w.ID] = w
+	s.t.index = index
+	return w, nil
+}
+
+func (s *Store) workerDown(index uint64, req *structs.WorkerDownRequest) (*structs.Worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.workers[req.ID]
+	if !ok {
+		return nil, fmt.Errorf("worker %q down: %w", req.ID, structs.ErrNotFound)
+	}
+	if req.Status != structs.WorkerDead && req.Status != structs.WorkerLeft {
+		return nil, fmt.Errorf("worker %q down: status: %w: %q (want dead or left)", req.ID, structs.ErrInvalid, req.Status)
+	}
+	w := *old
+	w.Status = req.Status
+	w.StatusTime = req.Time
+	w.ModifyIndex = index
+	s.t.workers[w.ID] = &w
+	s.t.index = index
+	return &w, nil
+}
+
+func (s *Store) drainWorker(index uint64, req *structs.WorkerDrainRequest) (*structs.Worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.workers[req.ID]
+	if !ok {
+		return nil, fmt.Errorf("drain worker %q: %w", req.ID, structs.ErrNotFound)
+	}
+	switch old.Status {
+	case structs.WorkerDraining:
+		return old, nil
+	case structs.WorkerDead, structs.WorkerLeft:
+		return nil, fmt.Errorf("drain worker %q: %w: worker is %s", req.ID, structs.ErrConflict, old.Status)
+	}
+	w := *old
+	w.Status = structs.WorkerDraining
+	w.StatusTime = req.Time
+	w.ModifyIndex = index
+	s.t.workers[w.ID] = &w
+	s.t.index = index
+	return &w, nil
+}
+
+func (s *Store) registerDataset(index uint64, req *structs.DatasetRegisterRequest) (*structs.DatasetVersion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case req.Name == "":
+		return nil, fmt.Errorf("register dataset: name: %w: required", structs.ErrInvalid)
+	case req.ID == "":
+		return nil, fmt.Errorf("register dataset %q: id: %w: required", req.Name, structs.ErrInvalid)
+	}
+	versions := s.t.datasets[req.Name]
+	for _, v := range versions {
+		if v.ID == req.ID {
+			return v, nil
+		}
+	}
+	var manifest bytes.Buffer
+	if err := json.Compact(&manifest, req.Manifest); err != nil || manifest.Len() == 0 || manifest.Bytes()[0] != '{' {
+		return nil, fmt.Errorf("register dataset %q: manifest: %w: want a JSON object", req.Name, structs.ErrInvalid)
+	}
+	v := &structs.DatasetVersion{
+		Name:        req.Name,
+		ID:          req.ID,
+		Seq:         len(versions) + 1,
+		Manifest:    manifest.Bytes(),
+		CreateTime:  req.Time,
+		CreateIndex: index,
+	}
+	s.t.datasets[req.Name] = append(versions, v)
+	s.t.index = index
+	return v, nil
+}
+
+func (s *Store) registerServer(index uint64, req *structs.ServerRegisterRequest) (*structs.Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
+		return nil, fmt.Errorf("register server: id, raft_addr, http_addr: %w: all required", structs.ErrInvalid)
+	}
+	srv := &structs.Server{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, ModifyIndex: index}
+	s.t.servers[srv.ID] = srv
+	s.t.index = index
+	return srv, nil
+}
+
+// touchJob stores j as the new version of its job. Callers hold the lock.
+func (s *Store) touchJob(index uint64, j *structs.Job, now time.Time) {
+	j.ModifyIndex = index
+	j.ModifyTime = now
+	s.t.jobs[j.ID] = j
+	s.t.index = index
+}
+
+// releaseAssignments drops a job's assignments and returns their resources to
+// the workers. Callers hold the lock.
+func (s *Store) releaseAssignments(index uint64, jobID string) {
+	for _, a := range s.t.assignments[jobID] {
+		if old, ok := s.t.workers[a.WorkerID]; ok {
+			w := *old
+			w.Free = w.Free.Add(a.Resources)
+			w.ModifyIndex = index
+			s.t.workers[w.ID] = &w
+		}
+	}
+	delete(s.t.assignments, jobID)
+}
+
+// heldBy sums the resources a worker's assignments hold. Callers hold the lock.
+func (s *Store) heldBy(workerID string) structs.Resources {
+	var r structs.Resources
+	for _, as := range s.t.assignments {
+		for _, a := range as {
+			if a.WorkerID == workerID {
+				r = r.Add(a.Resources)
+			}
+		}
+	}
+	return r
+}

@@ -1,0 +1,188 @@
+package structs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/jobspec"
+)
+
+// MessageType is the first byte of a Raft log entry; it says which request
+// follows.
+type MessageType uint8
+
+// Command types. Values are part of the on-disk log: never renumber or reuse
+// one, only append.
+const (
+	JobSubmitRequestType          MessageType = 1
+	JobCancelRequestType          MessageType = 2
+	JobPlaceRequestType           MessageType = 3
+	AttemptUpdateRequestType      MessageType = 4
+	MetricsReportRequestType      MessageType = 5
+	CheckpointRegisterRequestType MessageType = 6
+	WorkerUpsertRequestType       MessageType = 7
+	WorkerDownRequestType         MessageType = 8
+	WorkerDrainRequestType        MessageType = 9
+	DatasetRegisterRequestType    MessageType = 10
+	ServerRegisterRequestType     MessageType = 11
+)
+
+// IgnoreUnknownTypeFlag is set on a message type whose command may be skipped
+// by a server that does not know it (as in Nomad). A command added in a newer
+// version that older servers can safely ignore sets this bit; without it an
+// unknown type is an error response.
+const IgnoreUnknownTypeFlag MessageType = 128
+
+// String names the command type ("JobSubmit"), ignoring the flag bit.
+func (t MessageType) String() string {
+	switch t &^ IgnoreUnknownTypeFlag {
+	case JobSubmitRequestType:
+		return "JobSubmit"
+	case JobCancelRequestType:
+		return "JobCancel"
+	case JobPlaceRequestType:
+		return "JobPlace"
+	case AttemptUpdateRequestType:
+		return "AttemptUpdate"
+	case MetricsReportRequestType:
+		return "MetricsReport"
+	case CheckpointRegisterRequestType:
+		return "CheckpointRegister"
+	case WorkerUpsertRequestType:
+		return "WorkerUpsert"
+	case WorkerDownRequestType:
+		return "WorkerDown"
+	case WorkerDrainRequestType:
+		return "WorkerDrain"
+	case DatasetRegisterRequestType:
+		return "DatasetRegister"
+	case ServerRegisterRequestType:
+		return "ServerRegister"
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// JobSubmitRequest creates a job. The leader stamps JobID and SubmitTime. If a
+// job with RequestID exists, the command returns that job instead.
+type JobSubmitRequest struct {
+	JobID      string       `json:"job_id"`
+	RequestID  string       `json:"request_id"`
+	Spec       jobspec.Spec `json:"spec"`
+	SubmitTime time.Time    `json:"submit_time"`
+}
+
+// JobCancelRequest cancels a job; cancelling a terminal job is a no-op.
+type JobCancelRequest struct {
+	JobID string    `json:"job_id"`
+	Time  time.Time `json:"time"`
+}
+
+// JobPlaceRequest starts attempt number Attempt of a pending job with one
+// placement per rank, all at once.
+type JobPlaceRequest struct {
+	JobID      string      `json:"job_id"`
+	Attempt    int         `json:"attempt"`
+	Placements []Placement `json:"placements"`
+	ResumeFrom string      `json:"resume_from,omitempty"`
+	Time       time.Time   `json:"time"`
+}
+
+// AttemptUpdateRequest ends the running attempt of a job with an outcome
+// (succeeded, failed or preempted) and the leader's decision: a failed attempt
+// with Retry sends the job back to pending, counts a restart and excludes
+// FailedNode; without Retry it fails the job. A preempted attempt always sends
+// the job back to pending and counts nothing. The leader also sends one per
+// running attempt that had a rank on a worker that went down.
+type AttemptUpdateRequest struct {
+	JobID      string       `json:"job_id"`
+	Attempt    int          `json:"attempt"`
+	State      AttemptState `json:"state"`
+	Retry      bool         `json:"retry,omitempty"`
+	Error      string       `json:"error,omitempty"`
+	FailedNode string       `json:"failed_node,omitempty"`
+	Time       time.Time    `json:"time"`
+}
+
+// MetricsReportRequest appends a batch of metrics of one job and updates its
+// progress from the last one.
+type MetricsReportRequest struct {
+	JobID   string   `json:"job_id"`
+	Metrics []Metric `json:"metrics"`
+}
+
+// CheckpointRegisterRequest records a checkpoint whose blob is already in the
+// artifact store and makes it the job's latest.
+type CheckpointRegisterRequest struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+}
+
+// WorkerUpsertRequest adds a worker or updates its address, metadata and
+// alive/suspect status. A draining worker stays draining.
+type WorkerUpsertRequest struct {
+	ID     string       `json:"id"`
+	Addr   string       `json:"addr"`
+	Meta   WorkerMeta   `json:"meta"`
+	Status WorkerStatus `json:"status"`
+	Time   time.Time    `json:"time"`
+}
+
+// WorkerDownRequest marks a worker dead or left. Its assignments stay until
+// the leader ends the attempts that hold them with AttemptUpdateRequests.
+type WorkerDownRequest struct {
+	ID     string       `json:"id"`
+	Status WorkerStatus `json:"status"`
+	Reason string       `json:"reason,omitempty"`
+	Time   time.Time    `json:"time"`
+}
+
+// WorkerDrainRequest stops new placements on a worker; its running
+// assignments continue.
+type WorkerDrainRequest struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+}
+
+// DatasetRegisterRequest adds a dataset version to the registry; registering a
+// (name, id) pair again returns the existing entry.
+type DatasetRegisterRequest struct {
+	Name     string          `json:"name"`
+	ID       string          `json:"id"`
+	Manifest json.RawMessage `json:"manifest"`
+	Time     time.Time       `json:"time"`
+}
+
+// ServerRegisterRequest adds or updates a coordinator in the server registry.
+type ServerRegisterRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// Encode returns a Raft log entry: the type byte followed by req as JSON.
+func Encode(t MessageType, req any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(byte(t))
+	if err := json.NewEncoder(&buf).Encode(req); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Decode decodes the JSON payload of a command (the entry without its type
+// byte) into out, strictly: unknown fields and trailing data are errors
+// wrapping ErrInvalid.
+func Decode(payload []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("decode %T: %w: %w", out, ErrInvalid, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode %T: %w: trailing data", out, ErrInvalid)
+	}
+	return nil
+}

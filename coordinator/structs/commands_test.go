@@ -1,0 +1,73 @@
+package structs
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/jobspec"
+)
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	spec := jobspec.Defaults()
+	spec.Name, spec.Dataset = "pets", "pets@v1"
+	req := &JobSubmitRequest{JobID: "j1", RequestID: "r1", Spec: spec, SubmitTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
+	buf, err := Encode(JobSubmitRequestType, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if MessageType(buf[0]) != JobSubmitRequestType {
+		t.Fatalf("type byte %d, want %d", buf[0], JobSubmitRequestType)
+	}
+	var got JobSubmitRequest
+	if err := Decode(buf[1:], &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.JobID != req.JobID || got.RequestID != req.RequestID || got.Spec != req.Spec || !got.SubmitTime.Equal(req.SubmitTime) {
+		t.Fatalf("round trip: got %+v, want %+v", got, *req)
+	}
+}
+
+func TestDecodeStrict(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+	}{
+		{"unknown field", `{"id":"w1","bogus":1}`},
+		{"wrong type", `{"id":7}`},
+		{"trailing data", `{"id":"w1"} {"id":"w2"}`},
+		{"not json", `{`},
+		{"empty", ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req WorkerDrainRequest
+			err := Decode([]byte(tt.payload), &req)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Decode(%q) = %v, want ErrInvalid", tt.payload, err)
+			}
+		})
+	}
+}
+
+func TestCodes(t *testing.T) {
+	for _, sentinel := range []error{ErrNotFound, ErrInvalid, ErrConflict, ErrNotLeader, ErrNoLeader, ErrUnknownCommand} {
+		wrapped := fmt.Errorf("context: %w", sentinel)
+		if got := ErrorForCode(Code(wrapped)); got != sentinel {
+			t.Errorf("ErrorForCode(Code(%v)) = %v", wrapped, got)
+		}
+	}
+	if Code(errors.New("boom")) != CodeInternal || ErrorForCode(CodeInternal) != nil {
+		t.Error("an unknown error should map to internal and back to nil")
+	}
+}
+
+func TestMessageTypeString(t *testing.T) {
+	if got := (JobSubmitRequestType | IgnoreUnknownTypeFlag).String(); got != "JobSubmit" {
+		t.Errorf("String() = %q", got)
+	}
+	if got := MessageType(99).String(); got != "MessageType(99)" {
+		t.Errorf("String() = %q", got)
+	}
+}
