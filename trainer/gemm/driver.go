@@ -7,9 +7,15 @@ import (
 )
 
 // parallelFlops is the work (2·m·n·k) below which a multiply runs on the
-// calling goroutine alone: about 10µs of one core, a few times what handing
-// blocks to a spinning worker and collecting them costs.
-const parallelFlops = 1 << 20
+// calling goroutine alone: about 20µs of one core, several times what
+// handing blocks to a spinning worker and collecting them costs.
+const parallelFlops = 1 << 21
+
+// wakeFlops is the work above which a multiply wakes parked workers. A
+// parked worker starts late and slowly (and on a virtual machine its wake-up
+// can land on the caller's own vCPU for a while), so a smaller multiply is
+// shared only with workers still spinning after the previous one.
+const wakeFlops = 1 << 24
 
 // maxThreads caps an Engine's threads (the block counter has 16 bits).
 const maxThreads = 1024
@@ -39,10 +45,6 @@ type engine struct {
 	minCols int           // minBlockCols; tests lower it
 	minRows int           // minBlockRows; tests lower it
 	spin    time.Duration // spinWait; benchmarks vary it
-	dbgT    [2]time.Duration
-	dbgB    [2]int
-	dbgW, dbgR time.Duration
-	dbgN int
 	ws      []workspace   // one per thread
 	workers []worker      // threads 1.. (the caller is thread 0)
 	seq     atomic.Uint64 // jobs handed to the workers so far
@@ -96,7 +98,8 @@ func (in *engine) sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	j.transA, j.transB, j.m, j.n, j.k, j.alpha, j.beta = transA, transB, m, n, k, alpha, beta
 	j.a, j.b, j.c, j.lda, j.ldb, j.ldc = a, b, c, lda, ldb, ldc
 	j.tm, j.tn = 1, 1
-	if in.threads > 1 && 2*float64(m)*float64(n)*float64(k) >= in.minPar && !in.closed.Load() {
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	if in.threads > 1 && flops >= in.minPar && !in.closed.Load() {
 		j.tm, j.tn = in.grid(m, n, k)
 	}
 	blocks := j.tm * j.tn
@@ -118,14 +121,9 @@ func (in *engine) sgemm(transA, transB bool, m, n, k int, alpha float32, a []flo
 	if nt == 1 {
 		in.block(&in.ws[0], 0)
 	} else {
-		t0 := time.Now()
-		seq := in.dispatch(blocks)
-		in.run(0, seq)
-		t1 := time.Now()
+		seq := in.dispatch(blocks, flops >= wakeFlops)
+		in.run(0, seq, false)
 		in.wait()
-		in.dbgW += time.Since(t1)
-		in.dbgR += t1.Sub(t0)
-		in.dbgN++
 	}
 	// Drop the references to the caller's matrices.
 	j.a, j.b, j.c = nil, nil, nil
@@ -217,20 +215,22 @@ func (in *engine) plan(rows, cols, k int) plan {
 // left. It reads nothing of the job before it holds a block, so a worker
 // that comes late (the others took every block, the caller may have moved
 // on to the next job) leaves it alone.
-func (in *engine) run(t int, seq uint64) {
+//
+// A worker that was parked (cold) first takes a block only while at least
+// two are left: it woke late, and the caller finishing the last block
+// itself beats waiting for a slow start.
+func (in *engine) run(t int, seq uint64, cold bool) {
 	for {
 		w := in.claim.Load()
 		blk, blocks := int(w&0xffff), int(w>>16&0xffff)
-		if w>>32 != seq&0xffffffff || blk >= blocks {
+		if w>>32 != seq&0xffffffff || blk >= blocks || cold && blocks-blk < 2 {
 			return
 		}
 		if !in.claim.CompareAndSwap(w, w+1) {
 			continue
 		}
-		bt0 := time.Now()
+		cold = false
 		in.block(&in.ws[t], blk)
-		in.dbgT[t] += time.Since(bt0)
-		in.dbgB[t]++
 		if int(in.doneN.Add(1)) == blocks {
 			in.done <- struct{}{}
 		}

@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -8,14 +9,15 @@ import (
 // The worker goroutines. Each multiply that is split moves engine.seq on;
 // the workers and the caller take its blocks from engine.claim, and whoever
 // finishes the last one reports on engine.done. Between multiplies a worker
-// spins (yielding to other goroutines each time round) for spinWait before
-// it parks on its wake channel: a training step calls Sgemm again within
-// tens to hundreds of microseconds, and a parked worker wakes late (tens of
-// microseconds, more on a virtual machine whose idle vCPU has halted) and
-// then runs slowly for a while. Measured on a 2-vCPU Zen 4 VM: a hot worker
-// makes a 64×512×288 multiply 1.8× faster than one thread; a cold one
-// makes it slower than one thread.
-const spinWait = 250 * time.Microsecond
+// spins (PAUSE, letting other goroutines of its P run now and then) for
+// spinWait before it parks on its wake channel: a training step calls Sgemm
+// again within tens to hundreds of microseconds, and a parked worker wakes
+// late (tens of microseconds, more on a virtual machine whose idle vCPU has
+// halted) and then runs slowly for a while. Measured on a 2-vCPU Zen 4 VM: a
+// spinning worker makes a 64×512×288 multiply 1.7× faster than one thread;
+// waking a parked one for it makes it slower than one thread (hence
+// wakeFlops).
+const spinWait = time.Millisecond
 
 // Worker states.
 const (
@@ -33,28 +35,34 @@ type worker struct {
 func (in *engine) work(t int, w *worker) {
 	var last uint64
 	for {
-		seq, ok := in.await(w, last)
+		seq, cold, ok := in.await(w, last)
 		if !ok {
 			return
 		}
 		last = seq
-		in.run(t, seq)
+		in.run(t, seq, cold)
 	}
 }
 
 // await returns the sequence number of the next job after last, spinning
-// for a while and then parking; ok is false once the engine is stopped.
-func (in *engine) await(w *worker, last uint64) (seq uint64, ok bool) {
+// for a while and then parking (cold reports that it parked); ok is false
+// once the engine is stopped.
+func (in *engine) await(w *worker, last uint64) (seq uint64, cold, ok bool) {
 	deadline := time.Now().Add(in.spin)
 	for i := 0; ; i++ {
 		if in.closed.Load() {
-			return 0, false
+			return 0, false, false
 		}
 		if s := in.seq.Load(); s != last {
-			return s, true
+			return s, false, true
 		}
-		if i%64 == 63 && time.Now().After(deadline) {
-			break
+		if i%64 == 63 {
+			if time.Now().After(deadline) {
+				break
+			}
+			if i%1024 == 1023 {
+				runtime.Gosched()
+			}
 		}
 		spinPause()
 	}
@@ -65,25 +73,29 @@ func (in *engine) await(w *worker, last uint64) (seq uint64, ok bool) {
 	if in.seq.Load() != last || in.closed.Load() {
 		if w.state.CompareAndSwap(workerParked, workerAwake) {
 			if in.closed.Load() {
-				return 0, false
+				return 0, false, false
 			}
-			return in.seq.Load(), true
+			return in.seq.Load(), false, true
 		}
 	}
 	if _, open := <-w.wake; !open {
-		return 0, false
+		return 0, false, false
 	}
-	return in.seq.Load(), true
+	return in.seq.Load(), true, true
 }
 
 // dispatch offers the blocks of the job in engine.job to the workers and
-// returns its sequence number.
-func (in *engine) dispatch(blocks int) uint64 {
+// returns its sequence number. Spinning workers see it at once; parked ones
+// are woken only when wake is set.
+func (in *engine) dispatch(blocks int, wake bool) uint64 {
 	seq := in.seq.Load() + 1
 	in.doneN.Store(0)
 	in.claim.Store(seq<<32 | uint64(blocks)<<16)
 	in.seq.Store(seq)
 	for i := range in.workers {
+		if !wake {
+			break
+		}
 		w := &in.workers[i]
 		if w.state.CompareAndSwap(workerParked, workerAwake) {
 			w.wake <- struct{}{}
