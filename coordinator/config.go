@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/trainctl/trainctl/coordinator/membership"
 )
 
 // Config is a coordinator server's configuration; start from DefaultConfig.
@@ -54,6 +56,24 @@ type Config struct {
 	// RetryInterval paces the retries of joining, of the leader's barrier
 	// and of keeping this server's entry in the server registry current.
 	RetryInterval time.Duration
+	// SchedulerInterval is how often the leader runs a scheduling pass
+	// when nothing triggers one sooner (a submission, a worker that
+	// registers, an attempt that ends).
+	SchedulerInterval time.Duration
+	// WorkerLease is how long a worker may go without a heartbeat
+	// (POST /v1/workers/register) before the leader marks it dead and
+	// requeues the attempts it ran.
+	WorkerLease time.Duration
+	// BlobCatchUpInterval is how often a server checks that its artifact
+	// store holds every blob its state references, fetching the missing
+	// ones from the other coordinators.
+	BlobCatchUpInterval time.Duration
+	// Gossip, when set, makes the server a memberlist member (its bind
+	// address, timings and the members to join; the server sets the node
+	// name and metadata). The leader then turns workers' gossip joins,
+	// leaves and failures into Raft commands. Nil runs without gossip:
+	// workers then keep their leases by HTTP heartbeats alone.
+	Gossip *membership.Config
 	// Logger receives the server's and Raft's logs; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -69,18 +89,21 @@ type Config struct {
 // listening on all interfaces must set the advertised addresses.
 func DefaultConfig() Config {
 	return Config{
-		RaftAddr:           "127.0.0.1:7420",
-		HTTPAddr:           "127.0.0.1:7421",
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
-		SnapshotInterval:   30 * time.Second,
-		SnapshotThreshold:  8192,
-		TrailingLogs:       10240,
-		SnapshotsRetained:  2,
-		ApplyTimeout:       10 * time.Second,
-		RetryInterval:      250 * time.Millisecond,
+		RaftAddr:            "127.0.0.1:7420",
+		HTTPAddr:            "127.0.0.1:7421",
+		HeartbeatTimeout:    500 * time.Millisecond,
+		ElectionTimeout:     500 * time.Millisecond,
+		LeaderLeaseTimeout:  250 * time.Millisecond,
+		CommitTimeout:       20 * time.Millisecond,
+		SnapshotInterval:    30 * time.Second,
+		SnapshotThreshold:   8192,
+		TrailingLogs:        10240,
+		SnapshotsRetained:   2,
+		ApplyTimeout:        10 * time.Second,
+		RetryInterval:       250 * time.Millisecond,
+		SchedulerInterval:   5 * time.Second,
+		WorkerLease:         15 * time.Second,
+		BlobCatchUpInterval: 10 * time.Second,
 	}
 }
 
@@ -100,6 +123,9 @@ func (c *Config) validate() error {
 	}
 	if c.ApplyTimeout <= 0 || c.RetryInterval <= 0 || c.SnapshotsRetained < 1 {
 		errs = append(errs, errors.New("apply timeout, retry interval and snapshots retained: must be positive"))
+	}
+	if c.SchedulerInterval <= 0 || c.WorkerLease <= 0 || c.BlobCatchUpInterval <= 0 {
+		errs = append(errs, errors.New("scheduler interval, worker lease and blob catch-up interval: must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coordinator config: %w", err)

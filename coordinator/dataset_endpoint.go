@@ -20,7 +20,9 @@ func (s *Server) handleDatasetList(w http.ResponseWriter, r *http.Request) {
 
 // handleDatasetRegister is POST /v1/datasets: body
 // structs.RegisterDatasetBody; answers the registry entry (201 when new, 200
-// when that name and id were registered before).
+// when that name and id were registered before). A version with a blob is
+// committed only once the blob is on a majority of the coordinators (see
+// replicateBlob).
 func (s *Server) handleDatasetRegister(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
@@ -36,11 +38,24 @@ func (s *Server) handleDatasetRegister(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	for _, v := range s.State().DatasetVersions(body.Name) {
+		if v.ID == body.ID {
+			writeJSON(w, http.StatusOK, v) // registered before
+			return
+		}
+	}
+	if body.Blob != "" {
+		if _, err := s.replicateBlob(r.Context(), body.Blob); err != nil {
+			writeError(w, fmt.Errorf("register dataset: blob: %w", err))
+			return
+		}
+	}
 	now := time.Now().UTC()
 	resp, err := s.raftApply(r.Context(), structs.DatasetRegisterRequestType, &structs.DatasetRegisterRequest{
 		Name:     body.Name,
 		ID:       body.ID,
 		Manifest: body.Manifest,
+		Blob:     body.Blob,
 		Time:     now,
 	})
 	if err != nil {

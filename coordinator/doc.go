@@ -11,8 +11,17 @@
 //	leader.go     leadership: barrier, then leader-only work; voters and the
 //	              server registry; raftApply, which commits a command
 //	forward.go    the guard every write handler starts with: proxy to the leader
-//	http.go       routes, JSON bodies and errors
-//	*_endpoint.go the handlers, by resource
+//	http.go       routes, JSON bodies and errors; /v1/blobs/ is the artifact store
+//	*_endpoint.go the handlers, by resource (attempt_endpoint.go: what workers
+//	              report: attempts, metrics, checkpoints)
+//	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
+//	              JobPlace, and ending attempts through scheduler.NextAttempt
+//	lease.go      leader: worker leases; expired workers are marked dead and
+//	              their attempts requeued
+//	members.go    gossip (coordinator/membership): every server drains events,
+//	              the leader turns workers' joins and leaves into commands
+//	blobs.go      replicating a blob before the entry that references it
+//	              commits; every server catches up on blobs it lacks
 //
 // A cluster starts with one server created with Bootstrap; the others are
 // created with Join (HTTP addresses of existing servers) and become voters
@@ -21,8 +30,13 @@
 // follower finds where to forward a write. Reads are answered from the
 // local state store and may lag the leader slightly.
 //
-// Later pieces run on the leader only, started from leaderLoop once it has
-// passed a barrier: the scheduler (coordinator/scheduler), the membership
-// reconciler (coordinator/membership), and the artifact store's replication
-// (coordinator/artifact).
+// Workers register and heartbeat over HTTP (POST /v1/workers/register),
+// and with Config.Gossip also through memberlist; they poll
+// GET /v1/workers/{id}/assignments and report attempts, metrics and
+// checkpoints, whose blobs they upload to /v1/blobs/ first.
+//
+// The leader-only services start from leaderLoop once it has passed a
+// barrier and stop when leadership is lost: the scheduler, the worker
+// leases and the membership reconciler. Blob replication runs in the
+// leader's write handlers; catching up on missing blobs runs everywhere.
 package coordinator

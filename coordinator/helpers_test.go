@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/trainctl/trainctl/coordinator/client"
 	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // testLogger discards logs unless TRAINCTL_TEST_LOG is set.
@@ -148,6 +151,9 @@ func testConfig(id, dir string) Config {
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.ApplyTimeout = 3 * time.Second
 	cfg.RetryInterval = 50 * time.Millisecond
+	cfg.SchedulerInterval = 100 * time.Millisecond
+	cfg.WorkerLease = time.Minute
+	cfg.BlobCatchUpInterval = 100 * time.Millisecond
 	cfg.Logger = testLogger()
 	return cfg
 }
@@ -224,7 +230,28 @@ func newCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
 		}
 		return nil
 	})
+	// Jobs name a dataset version, resolved at submission.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.client().RegisterDataset(ctx, structs.RegisterDatasetBody{
+		Name: "shapes", ID: shapesV1, Manifest: json.RawMessage(`{"name":"shapes"}`),
+	}); err != nil {
+		t.Fatalf("register dataset: %v", err)
+	}
 	return c
+}
+
+// shapesV1 is the version id of the dataset newCluster registers as
+// shapes@v1, which testSpec names.
+const shapesV1 = "5ba9e0c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
+
+// client returns an API client of all live servers.
+func (c *testCluster) client() *client.Client {
+	var addrs []string
+	for _, n := range c.live() {
+		addrs = append(addrs, n.srv.HTTPAddr())
+	}
+	return client.New(addrs...)
 }
 
 // live returns the running nodes.

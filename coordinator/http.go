@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/trainctl/trainctl/coordinator/artifact"
 	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
@@ -31,14 +32,20 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", s.handleJobGet)
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleJobCancel)
 	mux.HandleFunc("GET /v1/jobs/{id}/metrics", s.handleJobMetrics)
+	mux.HandleFunc("POST /v1/jobs/{id}/metrics", s.handleMetricsReport)
+	mux.HandleFunc("POST /v1/jobs/{id}/attempts/{n}", s.handleAttemptReport)
 	mux.HandleFunc("GET /v1/checkpoints", s.handleCheckpointList)
+	mux.HandleFunc("POST /v1/checkpoints", s.handleCheckpointRegister)
 	mux.HandleFunc("GET /v1/workers", s.handleWorkerList)
+	mux.HandleFunc("POST /v1/workers/register", s.handleWorkerRegister)
 	mux.HandleFunc("GET /v1/workers/{id}", s.handleWorkerGet)
+	mux.HandleFunc("GET /v1/workers/{id}/assignments", s.handleWorkerAssignments)
 	mux.HandleFunc("POST /v1/workers/{id}/drain", s.handleWorkerDrain)
 	mux.HandleFunc("GET /v1/datasets", s.handleDatasetList)
 	mux.HandleFunc("POST /v1/datasets", s.handleDatasetRegister)
 	mux.HandleFunc("GET /v1/cluster/status", s.handleClusterStatus)
 	mux.HandleFunc("POST /v1/cluster/join", s.handleClusterJoin)
+	mux.Handle(artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{Logger: s.log.With("component", "blobs")}))
 	return mux
 }
 
@@ -58,7 +65,7 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, structs.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, structs.ErrNotLeader), errors.Is(err, structs.ErrNoLeader):
+	case errors.Is(err, structs.ErrNotLeader), errors.Is(err, structs.ErrNoLeader), errors.Is(err, ErrReplication):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

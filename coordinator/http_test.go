@@ -46,12 +46,28 @@ func TestHTTPAPI(t *testing.T) {
 		{"register dataset again", "POST", "/v1/datasets", `{"name":"shapes","id":"abc","manifest":` + manifest + `}`, 200, "", ""},
 		{"dataset without id", "POST", "/v1/datasets", `{"name":"shapes","manifest":{}}`, 400, structs.CodeInvalid, "id"},
 		{"datasets", "GET", "/v1/datasets?name=shapes", "", 200, "", ""},
+		{"unknown dataset", "POST", "/v1/jobs", `{"request_id":"r3","spec":{"name":"x","dataset":"pets@v1"}}`, 400, structs.CodeInvalid, "spec.dataset"},
+		{"unknown dataset version", "POST", "/v1/jobs", `{"request_id":"r3","spec":{"name":"x","dataset":"shapes@v9"}}`, 400, structs.CodeInvalid, "spec.dataset"},
+		{"register worker", "POST", "/v1/workers/register", `{"id":"w1","addr":"10.0.0.1:7500","meta":{"cores":4,"gpus":0,"spot":false}}`, 200, "", ""},
+		{"register worker without id", "POST", "/v1/workers/register", `{"meta":{"cores":4}}`, 400, structs.CodeInvalid, "id"},
+		{"register worker with negative cores", "POST", "/v1/workers/register", `{"id":"w2","meta":{"cores":-1}}`, 400, structs.CodeInvalid, "meta"},
+		{"assignments", "GET", "/v1/workers/w1/assignments", "", 200, "", ""},
+		{"assignments of unknown worker", "GET", "/v1/workers/nope/assignments", "", 404, structs.CodeNotFound, "nope"},
+		{"report on unknown job", "POST", "/v1/jobs/nope/attempts/1", `{"state":"failed"}`, 404, structs.CodeNotFound, "nope"},
+		{"report on bad attempt number", "POST", "/v1/jobs/nope/attempts/zero", `{"state":"failed"}`, 400, structs.CodeInvalid, "attempt"},
+		{"metrics for unknown job", "POST", "/v1/jobs/nope/metrics", `{"metrics":[{"step":1,"values":{"loss":1}}]}`, 404, structs.CodeNotFound, "nope"},
+		{"checkpoint with bad digest", "POST", "/v1/checkpoints", `{"digest":"md5:x","job_id":"JOB"}`, 400, structs.CodeInvalid, "digest"},
+		{"checkpoint of unknown job", "POST", "/v1/checkpoints", `{"digest":"sha256:` + strings.Repeat("0", 64) + `","job_id":"nope"}`, 404, structs.CodeNotFound, "job_id"},
+		{"checkpoint without blob", "POST", "/v1/checkpoints", `{"digest":"sha256:` + strings.Repeat("0", 64) + `","job_id":"JOB"}`, 404, structs.CodeNotFound, "upload"},
+		{"blob not there", "GET", "/v1/blobs/sha256:" + strings.Repeat("0", 64), "", 404, "", ""},
 		{"join without addresses", "POST", "/v1/cluster/join", `{"id":"x"}`, 400, structs.CodeInvalid, "raft_addr"},
 		{"status", "GET", "/v1/cluster/status", "", 200, "", ""},
 	}
+	jobID := ""
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(tt.body))
+			reqBody := strings.ReplaceAll(tt.body, "JOB", jobID)
+			req, err := http.NewRequest(tt.method, base+tt.path, strings.NewReader(reqBody))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,6 +82,13 @@ func TestHTTPAPI(t *testing.T) {
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("content type %q", ct)
+			}
+			if tt.name == "submit" {
+				var j structs.Job
+				if err := json.Unmarshal(body, &j); err != nil {
+					t.Fatal(err)
+				}
+				jobID = j.ID
 			}
 			if tt.wantCode == "" {
 				return

@@ -3,9 +3,11 @@ package coordinator
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/dataset"
 )
 
 // maxRequestIDLen bounds a client request id.
@@ -13,7 +15,9 @@ const maxRequestIDLen = 128
 
 // handleJobSubmit is POST /v1/jobs: body structs.SubmitJobBody; answers 201
 // with the new job, or 200 with the job an earlier request with the same
-// request_id created.
+// request_id created. spec.dataset is resolved against the dataset registry
+// and the version id stored on the job; a reference to no registered
+// version is a 400 naming spec.dataset.
 func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
@@ -38,17 +42,24 @@ func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	version, err := s.resolveDataset(body.Spec.Dataset)
+	if err != nil {
+		writeError(w, fmt.Errorf("spec.dataset: %w", err))
+		return
+	}
 	id := newID()
 	resp, err := s.raftApply(r.Context(), structs.JobSubmitRequestType, &structs.JobSubmitRequest{
-		JobID:      id,
-		RequestID:  body.RequestID,
-		Spec:       body.Spec,
-		SubmitTime: time.Now().UTC(),
+		JobID:            id,
+		RequestID:        body.RequestID,
+		Spec:             body.Spec,
+		DatasetVersionID: version,
+		SubmitTime:       time.Now().UTC(),
 	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	s.kickScheduler()
 	j := resp.(*structs.Job)
 	status := http.StatusOK
 	if j.ID == id {
@@ -126,4 +137,32 @@ func (s *Server) handleCheckpointList(w http.ResponseWriter, r *http.Request) {
 		out = []*structs.Checkpoint{}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// resolveDataset returns the id of the registered dataset version a
+// NAME[@VERSION] reference names: the newest for NAME and NAME@latest, seq N
+// for NAME@vN, the only version whose id starts with the prefix for
+// NAME@<hex>. Errors wrap structs.ErrInvalid.
+func (s *Server) resolveDataset(ref string) (string, error) {
+	r, err := dataset.ParseRef(ref)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", structs.ErrInvalid, err)
+	}
+	versions := s.State().DatasetVersions(r.Name)
+	var match []*structs.DatasetVersion
+	for _, v := range versions {
+		if r.Seq == v.Seq || r.Prefix != "" && strings.HasPrefix(v.ID, r.Prefix) {
+			match = append(match, v)
+		}
+	}
+	if r.Latest && len(versions) > 0 {
+		match = versions[len(versions)-1:]
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("%w: %q names no registered dataset version (%d versions of %q)", structs.ErrInvalid, ref, len(versions), r.Name)
+	case 1:
+		return match[0].ID, nil
+	}
+	return "", fmt.Errorf("%w: %q is ambiguous: %d versions of %q have ids starting so", structs.ErrInvalid, ref, len(match), r.Name)
 }

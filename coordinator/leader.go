@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -50,8 +51,10 @@ func (s *Server) monitorLeadership(ctx context.Context) {
 }
 
 // leaderLoop waits for a barrier (everything committed by earlier leaders is
-// applied here), then enables the leader-only work, and disables it when ctx
-// ends (leadership lost or shutdown).
+// applied here), then enables the leader-only work: the scheduler
+// (schedule.go), the worker leases (lease.go) and, with gossip, the
+// membership reconciler (members.go); they stop when ctx ends
+// (leadership lost or shutdown) and leaderLoop returns once they have.
 func (s *Server) leaderLoop(ctx context.Context) {
 	for {
 		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
@@ -77,7 +80,17 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case <-time.After(s.cfg.RetryInterval):
 		}
 	}
-	<-ctx.Done()
+	// The leader-only services; each ends when ctx does.
+	lease := s.newLeaderLease()
+	s.lease.Store(lease)
+	defer s.lease.Store(nil)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.runScheduler(ctx) })
+	wg.Go(func() { s.runLeases(ctx, lease) })
+	if s.member != nil {
+		wg.Go(func() { s.runMembership(ctx, lease) })
+	}
+	wg.Wait()
 }
 
 // establishLeadership is the leader's first work after the barrier: make

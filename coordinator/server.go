@@ -8,13 +8,16 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/trainctl/trainctl/coordinator/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
@@ -39,6 +42,23 @@ type Server struct {
 	// proxy forwards writes to the leader (forward.go).
 	proxyTransport *http.Transport
 
+	// blobs is this server's artifact store, served at /v1/blobs/;
+	// replicator copies blobs between coordinators (blobs.go).
+	blobs      *artifact.Store
+	replicator *artifact.Replicator
+
+	// schedKick asks the leader's scheduler for a pass (schedule.go).
+	schedKick chan struct{}
+	// lease tracks worker heartbeats; set while this server leads
+	// (lease.go).
+	lease atomic.Pointer[membership.Lease]
+
+	// member is this server's gossip membership, nil without
+	// cfg.Gossip; memberHandler is the leader's handler of its events,
+	// nil when not leading (members.go).
+	member        *membership.Member
+	memberHandler atomic.Pointer[func(membership.Event)]
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -61,11 +81,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logger = logger.With("node", cfg.NodeID)
 	s := &Server{
-		cfg:      cfg,
-		log:      logger,
-		hclog:    newHCLogAdapter(logger, "raft"),
-		fsm:      state.NewFSM(logger.With("component", "fsm")),
-		leaderCh: make(chan bool, 8),
+		cfg:       cfg,
+		log:       logger,
+		hclog:     newHCLogAdapter(logger, "raft"),
+		fsm:       state.NewFSM(logger.With("component", "fsm")),
+		leaderCh:  make(chan bool, 8),
+		schedKick: make(chan struct{}, 1),
 		proxyTransport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 			ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second,
@@ -88,6 +109,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cancel()
 		return nil, fmt.Errorf("http address %s is not advertisable: set HTTPAdvertise", s.httpAddr)
 	}
+	if s.blobs, err = artifact.OpenStore(artifact.StoreDir(cfg.DataDir), logger.With("component", "artifact")); err != nil {
+		s.httpLn.Close()
+		s.cancel()
+		return nil, fmt.Errorf("artifact store: %w", err)
+	}
+	s.replicator = artifact.NewReplicator(s.blobs, artifact.ReplicatorConfig{
+		Client: artifact.ClientConfig{ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second},
+		Logger: logger.With("component", "artifact"),
+	})
 	existing, err := s.setupRaft()
 	if err != nil {
 		s.Shutdown()
@@ -100,8 +130,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	})
+	if err := s.startMembership(ctx); err != nil {
+		s.Shutdown()
+		return nil, err
+	}
 	s.goFunc(func() { s.monitorLeadership(s.ctx) })
 	s.goFunc(func() { s.keepRegistered(s.ctx) })
+	s.goFunc(func() { s.catchUpBlobs(s.ctx) })
 	s.log.Info("coordinator started", "raft", s.transport.LocalAddr(), "http", s.httpAddr, "existing_state", existing)
 
 	if len(cfg.Join) > 0 && !existing {
@@ -166,10 +201,16 @@ func (s *Server) Shutdown() error {
 			errs = append(errs, s.transport.Close())
 		}
 		s.wg.Wait()
+		if s.member != nil {
+			errs = append(errs, s.member.Shutdown())
+		}
 		if s.logStore != nil {
 			errs = append(errs, s.logStore.Close())
 		}
 		s.proxyTransport.CloseIdleConnections()
+		if s.replicator != nil {
+			s.replicator.Client().CloseIdleConnections()
+		}
 		s.closeErr = errors.Join(errs...)
 		s.log.Info("coordinator stopped")
 	})

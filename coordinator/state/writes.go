@@ -29,14 +29,15 @@ func (s *Store) submitJob(index uint64, req *structs.JobSubmitRequest) (*structs
 		return nil, fmt.Errorf("submit job %q: %w: id exists", req.JobID, structs.ErrConflict)
 	}
 	j := &structs.Job{
-		ID:          req.JobID,
-		RequestID:   req.RequestID,
-		Spec:        req.Spec,
-		State:       structs.JobPending,
-		SubmitTime:  req.SubmitTime,
-		ModifyTime:  req.SubmitTime,
-		CreateIndex: index,
-		ModifyIndex: index,
+		ID:               req.JobID,
+		RequestID:        req.RequestID,
+		Spec:             req.Spec,
+		DatasetVersionID: req.DatasetVersionID,
+		State:            structs.JobPending,
+		SubmitTime:       req.SubmitTime,
+		ModifyTime:       req.SubmitTime,
+		CreateIndex:      index,
+		ModifyIndex:      index,
 	}
 	s.t.jobs[j.ID] = j
 	if j.RequestID != "" {
@@ -327,6 +328,7 @@ func (s *Store) registerDataset(index uint64, req *structs.DatasetRegisterReques
 		ID:          req.ID,
 		Seq:         len(versions) + 1,
 		Manifest:    manifest.Bytes(),
+		Blob:        req.Blob,
 		CreateTime:  req.Time,
 		CreateIndex: index,
 	}

@@ -24,11 +24,14 @@ type SubmitJobBody struct {
 }
 
 // RegisterDatasetBody is the body of POST /v1/datasets: a version whose blob
-// is already in the artifact store.
+// is already in the artifact store. Blob, when set, is that blob's digest
+// (uploaded to /v1/blobs/ of any coordinator): the leader copies it to the
+// other coordinators before committing the version.
 type RegisterDatasetBody struct {
 	Name     string          `json:"name"`
 	ID       string          `json:"id"`
 	Manifest json.RawMessage `json:"manifest"`
+	Blob     string          `json:"blob,omitempty"`
 }
 
 // JoinRequest is the body of POST /v1/cluster/join: the coordinator that
@@ -64,4 +67,61 @@ type VoterInfo struct {
 	HTTPAddr string `json:"http_addr,omitempty"`
 	Suffrage string `json:"suffrage"`
 	Leader   bool   `json:"leader"`
+}
+
+// RegisterWorkerBody is the body of POST /v1/workers/register, which a
+// worker sends when it starts and then as its heartbeat: it adds or updates
+// the worker and renews its lease.
+type RegisterWorkerBody struct {
+	ID   string     `json:"id"`
+	Addr string     `json:"addr"`
+	Meta WorkerMeta `json:"meta"`
+}
+
+// WorkerAssignment is one rank a worker runs, as GET
+// /v1/workers/{id}/assignments lists it: everything the worker needs to
+// start (or resume) the rank.
+type WorkerAssignment struct {
+	JobID   string `json:"job_id"`
+	Attempt int    `json:"attempt"`
+	Rank    int    `json:"rank"`
+	// Nodes holds the worker id of every rank of the attempt.
+	Nodes     []string     `json:"nodes"`
+	Resources Resources    `json:"resources"`
+	Spec      jobspec.Spec `json:"spec"`
+	// DatasetVersionID is the version spec.dataset resolved to.
+	DatasetVersionID string `json:"dataset_version_id"`
+	// ResumeFrom is the checkpoint digest to resume from; empty for a
+	// fresh start.
+	ResumeFrom string `json:"resume_from,omitempty"`
+}
+
+// AttemptReportBody is the body of POST /v1/jobs/{id}/attempts/{n}: a
+// worker's report on an attempt. State running reports progress (Step and
+// Metrics, recorded as a metric report when Metrics is not empty);
+// succeeded, failed and preempted end the attempt.
+type AttemptReportBody struct {
+	WorkerID string             `json:"worker_id"`
+	State    AttemptState       `json:"state"`
+	Step     int64              `json:"step"`
+	Epoch    int                `json:"epoch"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// MetricsBody is the body of POST /v1/jobs/{id}/metrics: a batch of metric
+// reports of that job (their job_id may be left empty).
+type MetricsBody struct {
+	Metrics []Metric `json:"metrics"`
+}
+
+// RegisterCheckpointBody is the body of POST /v1/checkpoints: a checkpoint
+// whose blob was uploaded to /v1/blobs/{digest} of any coordinator first.
+type RegisterCheckpointBody struct {
+	Digest  string             `json:"digest"`
+	JobID   string             `json:"job_id"`
+	Attempt int                `json:"attempt"`
+	Step    int64              `json:"step"`
+	Epoch   int                `json:"epoch"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }

@@ -69,10 +69,13 @@ func (t MessageType) String() string {
 // JobSubmitRequest creates a job. The leader stamps JobID and SubmitTime. If a
 // job with RequestID exists, the command returns that job instead.
 type JobSubmitRequest struct {
-	JobID      string       `json:"job_id"`
-	RequestID  string       `json:"request_id"`
-	Spec       jobspec.Spec `json:"spec"`
-	SubmitTime time.Time    `json:"submit_time"`
+	JobID     string       `json:"job_id"`
+	RequestID string       `json:"request_id"`
+	Spec      jobspec.Spec `json:"spec"`
+	// DatasetVersionID is the dataset version the leader resolved
+	// Spec.Dataset to.
+	DatasetVersionID string    `json:"dataset_version_id,omitempty"`
+	SubmitTime       time.Time `json:"submit_time"`
 }
 
 // JobCancelRequest cancels a job; cancelling a terminal job is a no-op.
@@ -152,6 +155,7 @@ type DatasetRegisterRequest struct {
 	Name     string          `json:"name"`
 	ID       string          `json:"id"`
 	Manifest json.RawMessage `json:"manifest"`
+	Blob     string          `json:"blob,omitempty"`
 	Time     time.Time       `json:"time"`
 }
 

@@ -75,8 +75,11 @@ type Job struct {
 	// same request id returns this job instead of creating a second one.
 	RequestID string       `json:"request_id"`
 	Spec      jobspec.Spec `json:"spec"`
-	State     JobState     `json:"state"`
-	Attempts  []Attempt    `json:"attempts,omitempty"`
+	// DatasetVersionID is the id of the dataset version spec.dataset
+	// resolved to at submission; every attempt trains on that version.
+	DatasetVersionID string    `json:"dataset_version_id,omitempty"`
+	State            JobState  `json:"state"`
+	Attempts         []Attempt `json:"attempts,omitempty"`
 	// Restarts counts the failed attempts that were retried.
 	Restarts int `json:"restarts"`
 	// ExcludedNodes lists, sorted, the workers earlier attempts failed on.
@@ -226,9 +229,12 @@ type DatasetVersion struct {
 	// Seq numbers the versions of one name in the cluster, from 1.
 	Seq int `json:"seq"`
 	// Manifest is the version's dataset.Manifest as JSON.
-	Manifest    json.RawMessage `json:"manifest"`
-	CreateTime  time.Time       `json:"create_time"`
-	CreateIndex uint64          `json:"create_index"`
+	Manifest json.RawMessage `json:"manifest"`
+	// Blob, when set, is the digest of the version's content in the
+	// artifact store, on every coordinator.
+	Blob        string    `json:"blob,omitempty"`
+	CreateTime  time.Time `json:"create_time"`
+	CreateIndex uint64    `json:"create_index"`
 }
 
 // Server is a coordinator in the server registry: how to reach its Raft

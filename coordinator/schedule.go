@@ -1,0 +1,161 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/scheduler"
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// kickScheduler asks the leader's scheduler for a pass soon. It never
+// blocks; kicks while a pass is pending are merged, and on a server that is
+// not the leader the kick waits for a leadership that may never come, which
+// costs nothing.
+func (s *Server) kickScheduler() {
+	select {
+	case s.schedKick <- struct{}{}:
+	default:
+	}
+}
+
+// runScheduler is the leader's scheduling loop: a pass on each kick (a
+// submission, a worker that registered, an attempt that ended) and every
+// SchedulerInterval, until ctx ends with the leadership.
+func (s *Server) runScheduler(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SchedulerInterval)
+	defer t.Stop()
+	for {
+		if err := s.schedulePass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduling pass", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.schedKick:
+		case <-t.C:
+		}
+	}
+}
+
+// schedulePass runs scheduler.Schedule over the pending jobs and the
+// workers of the state store and commits each placement as a JobPlace
+// command, resuming from the job's latest checkpoint. A placement the state
+// no longer admits (a conflict) is skipped; the next pass sees the new state.
+func (s *Server) schedulePass(ctx context.Context) error {
+	var (
+		jobs    []scheduler.Job
+		pending = make(map[string]*structs.Job)
+	)
+	for _, j := range s.State().Jobs() {
+		if j.State != structs.JobPending {
+			continue
+		}
+		pending[j.ID] = j
+		jobs = append(jobs, scheduler.Job{
+			ID:          j.ID,
+			Priority:    j.Spec.Priority,
+			Index:       j.CreateIndex,
+			Ranks:       j.Spec.Resources.Ranks,
+			CPUsPerRank: j.Spec.Resources.CPUsPerRank,
+			GPUsPerRank: j.Spec.Resources.GPUsPerRank,
+			SpotOK:      j.Spec.Resources.Spot,
+			Excluded:    j.ExcludedNodes,
+		})
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	var nodes []scheduler.Node
+	for _, w := range s.State().Workers() {
+		nodes = append(nodes, schedulerNode(w))
+	}
+	res, err := scheduler.Schedule(jobs, nodes)
+	if err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	for _, p := range res.Placements {
+		j := pending[p.JobID]
+		req := &structs.JobPlaceRequest{
+			JobID:      j.ID,
+			Attempt:    len(j.Attempts) + 1,
+			ResumeFrom: j.LatestCheckpoint,
+			Time:       time.Now().UTC(),
+		}
+		per := structs.Resources{Cores: j.Spec.Resources.CPUsPerRank, GPUs: j.Spec.Resources.GPUsPerRank}
+		for rank, node := range p.Nodes {
+			req.Placements = append(req.Placements, structs.Placement{Rank: rank, WorkerID: node, Resources: per})
+		}
+		_, err := s.raftApply(ctx, structs.JobPlaceRequestType, req)
+		switch {
+		case err == nil:
+			s.log.Info("placed job", "job", j.ID, "attempt", req.Attempt, "nodes", p.Nodes, "resume_from", req.ResumeFrom)
+		case errors.Is(err, structs.ErrConflict), errors.Is(err, structs.ErrNotFound):
+			s.log.Debug("placement no longer fits", "job", j.ID, "err", err)
+		default:
+			return fmt.Errorf("place job %s: %w", j.ID, err)
+		}
+	}
+	for _, p := range res.Pending {
+		s.log.Debug("job waits", "job", p.JobID, "cause", p.Cause, "reason", p.Reason)
+	}
+	return nil
+}
+
+// schedulerNode is a worker as the scheduler sees it.
+func schedulerNode(w *structs.Worker) scheduler.Node {
+	n := scheduler.Node{
+		ID:       w.ID,
+		CPUs:     max(w.Meta.Cores, 0),
+		GPUs:     max(w.Meta.GPUs, 0),
+		Spot:     w.Meta.Spot,
+		Zone:     w.Meta.Zone,
+		Status:   scheduler.StatusAlive,
+		Draining: w.Status == structs.WorkerDraining,
+	}
+	// Free exceeds the total, or goes negative, when a worker re-registers
+	// with less capacity than its running ranks hold.
+	n.FreeCPUs = min(max(w.Free.Cores, 0), n.CPUs)
+	n.FreeGPUs = min(max(w.Free.GPUs, 0), n.GPUs)
+	switch w.Status {
+	case structs.WorkerSuspect, structs.WorkerDead:
+		n.Status = scheduler.StatusFailed
+	case structs.WorkerLeft:
+		n.Status = scheduler.StatusLeft
+	}
+	return n
+}
+
+// endAttempt commits the end of a job's running attempt. A failed or lost
+// attempt goes through scheduler.NextAttempt: requeued excluding node, or
+// the job fails once max_restarts are used up; a preempted one is requeued
+// without counting; a succeeded one finishes the job. It kicks the
+// scheduler, since capacity was freed.
+func (s *Server) endAttempt(ctx context.Context, j *structs.Job, attempt int, kind scheduler.EndKind, state structs.AttemptState, node, msg string) (*structs.Job, error) {
+	req := &structs.AttemptUpdateRequest{
+		JobID:   j.ID,
+		Attempt: attempt,
+		State:   state,
+		Error:   msg,
+		Time:    time.Now().UTC(),
+	}
+	if state == structs.AttemptFailed {
+		d := scheduler.NextAttempt(scheduler.Retry{Restarts: j.Restarts, Excluded: j.ExcludedNodes},
+			scheduler.AttemptEnd{Kind: kind, Node: node}, j.Spec.MaxRestarts)
+		req.Retry = d.Requeue
+		req.FailedNode = node
+		if msg == "" {
+			req.Error = d.Reason
+		} else {
+			req.Error = msg + " (" + d.Reason + ")"
+		}
+	}
+	resp, err := s.raftApply(ctx, structs.AttemptUpdateRequestType, req)
+	if err != nil {
+		return nil, err
+	}
+	s.kickScheduler()
+	return resp.(*structs.Job), nil
+}
