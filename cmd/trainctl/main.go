@@ -28,6 +28,10 @@ func newApp() *cli.App {
 	var cmds []*cli.Command
 	cmds = append(cmds, datasetCommand())
 	cmds = append(cmds, trainCommands()...)
+	cmds = append(cmds, coordinatorCommand())
+	cmds = append(cmds, submitCommand(), jobsCommand())
+	cmds = append(cmds, workersCommand())
+	cmds = append(cmds, clusterCommand())
 	return &cli.App{
 		Name:  "trainctl",
 		Usage: "distributed UNet segmentation training, sweeps and serving in one binary",
