@@ -357,7 +357,7 @@ func datasetLsCommand() *cli.Command {
 		Usage:     "list dataset versions",
 		ArgsUsage: "[NAME]",
 		Description: "Lists every version of every dataset, or of NAME only, oldest first.\n\n" +
-			"Example:\n  trainctl dataset ls\n  trainctl dataset ls shapes -o json",
+			"Example:\n  trainctl dataset ls\n  trainctl -o json dataset ls shapes",
 		Action: func(c *cli.Context) error {
 			if err := flagAfterArgs(c); err != nil {
 				return err
@@ -419,7 +419,7 @@ func datasetShowCommand() *cli.Command {
 		ArgsUsage: "NAME[@VER]",
 		Description: "Prints the manifest: id, parent, source, counts per split, class histogram, file\n" +
 			"digest and any files skipped or ignored at ingest. VER is latest, v3 or an id prefix.\n\n" +
-			"Example:\n  trainctl dataset show shapes@v2\n  trainctl dataset show pets -o json",
+			"Example:\n  trainctl dataset show shapes@v2\n  trainctl -o json dataset show pets",
 		Action: func(c *cli.Context) error {
 			ref, err := oneArg(c)
 			if err != nil {
