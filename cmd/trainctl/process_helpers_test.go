@@ -1,0 +1,401 @@
+//go:build unix
+
+package main
+
+// Helpers of the real-process fault tests (process_test.go): build the
+// trainctl binary once per test binary, run `trainctl coordinator`
+// processes with their stderr in a file, kill them, and wait on
+// conditions with a deadline.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string // holds the built binary; removed by TestMain
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// trainctlBinary builds ./cmd/trainctl once per test binary (CGO off, so it
+// needs no C toolchain) and returns the path of the executable. Tests that
+// run real processes call it; it skips them under -short.
+func trainctlBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-process fault test; skipped under -short")
+	}
+	binOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			binErr = err
+			return
+		}
+		if binDir, err = os.MkdirTemp("", "trainctl-process-test-"); err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(binDir, "trainctl")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/trainctl")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ./cmd/trainctl: %w\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// moduleRoot is the directory of go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return filepath.Abs("../..") // the package dir is cmd/trainctl
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// procWait polls cond every 20 ms until it returns nil, failing the test
+// with cond's last error after timeout.
+func procWait(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// coordProc is one `trainctl coordinator` process, restartable on its data
+// directory and addresses.
+type coordProc struct {
+	t       *testing.T
+	bin     string
+	id      string
+	dataDir string // the global --data-dir; state is under coordinator/<id>
+	logPath string // stderr of every run, appended
+
+	// httpAddr and raftAddr are what the first run listened on (it asks
+	// for port 0); restarts reuse them, as Raft knows the server by them.
+	httpAddr, raftAddr string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// maxLogTail is how much of a child's stderr a failed test prints.
+const maxLogTail = 256 << 10
+
+// servingRE matches the line a coordinator logs once it serves; the join of
+// a new server is complete by then.
+var servingRE = regexp.MustCompile(`msg="serving; Ctrl-C to stop".* http=(\S+) raft=(\S+)`)
+
+// startCoord starts a coordinator with the given extra flags (--bootstrap
+// or --join ADDRS) on free loopback ports and waits until it serves. The
+// process is SIGKILLed in cleanup; its stderr is printed if the test
+// failed.
+func startCoord(t *testing.T, bin, dataDir, id string, extra ...string) *coordProc {
+	t.Helper()
+	p := &coordProc{t: t, bin: bin, id: id, dataDir: dataDir,
+		logPath:  filepath.Join(t.TempDir(), id+".stderr"),
+		httpAddr: "127.0.0.1:0", raftAddr: "127.0.0.1:0"}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.logPath)
+			if len(b) > maxLogTail {
+				b = append([]byte("[...]"), b[len(b)-maxLogTail:]...)
+			}
+			t.Logf("--- stderr of coordinator %s ---\n%s", p.id, b)
+		}
+	})
+	p.start(extra...)
+	return p
+}
+
+// start runs the process and waits for its serving line (written after the
+// lines of earlier runs in the same log file).
+func (p *coordProc) start(extra ...string) {
+	t := p.t
+	t.Helper()
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	fi, err := logf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offset := fi.Size()
+
+	args := append([]string{"--data-dir", p.dataDir, "coordinator", "--node-id", p.id,
+		"--raft-addr", p.raftAddr, "--http-addr", p.httpAddr, "--log-level", "info"}, extra...)
+	cmd := exec.Command(p.bin, args...)
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start coordinator %s: %v", p.id, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the exit status is in cmd.ProcessState
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+
+	procWait(t, 60*time.Second, "coordinator "+p.id+" to serve", func() error {
+		b, err := os.ReadFile(p.logPath)
+		if err != nil {
+			return err
+		}
+		if m := servingRE.FindSubmatch(b[min(offset, int64(len(b))):]); m != nil {
+			p.httpAddr, p.raftAddr = string(m[1]), string(m[2])
+			return nil
+		}
+		select {
+		case <-done:
+			t.Fatalf("coordinator %s exited (%v) before serving:\n%s", p.id, cmd.ProcessState, b[offset:])
+		default:
+		}
+		return fmt.Errorf("no serving line yet")
+	})
+}
+
+// childEnv is the environment without TRAINCTL_ variables, which would
+// otherwise become flags of the child.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TRAINCTL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// signal sends sig to the running process.
+func (p *coordProc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("coordinator %s is not running", p.id)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v to coordinator %s: %v", sig, p.id, err)
+	}
+}
+
+// kill SIGKILLs the process (stopped or not) and waits for it to exit.
+func (p *coordProc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill() // fails only if it has exited already
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.t.Errorf("coordinator %s (pid %d) did not exit 30s after SIGKILL", p.id, cmd.Process.Pid)
+	}
+}
+
+// client returns a client of this coordinator alone; reads answer from its
+// own state. retry bounds its retries.
+func (p *coordProc) client(retry time.Duration) *client.Client {
+	cfg := client.DefaultConfig(p.httpAddr)
+	cfg.RetryTimeout = retry
+	return client.NewWithConfig(cfg)
+}
+
+// status asks p for its view of the cluster, without retries.
+func (p *coordProc) status() (*structs.ClusterStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return p.client(0).Status(ctx)
+}
+
+// jobsJSON returns p's job list and its dataset registry, the two encoded
+// together, without retries.
+func (p *coordProc) jobsJSON() ([]*structs.Job, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := p.client(0)
+	jobs, err := c.Jobs(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	datasets, err := c.Datasets(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := json.Marshal(struct {
+		Jobs     []*structs.Job
+		Datasets []*structs.DatasetVersion
+	}{jobs, datasets})
+	return jobs, b, err
+}
+
+// currentLeader returns the process that says it leads, in the highest
+// term any of procs reports.
+func currentLeader(t *testing.T, procs []*coordProc) *coordProc {
+	t.Helper()
+	var leader *coordProc
+	procWait(t, 60*time.Second, "a server that leads", func() error {
+		var term uint64
+		leader = nil
+		for _, p := range procs {
+			st, err := p.status()
+			if err != nil {
+				continue
+			}
+			if st.Term > term {
+				term, leader = st.Term, nil
+			}
+			if st.Term == term && st.State == "Leader" {
+				leader = p
+			}
+		}
+		if leader == nil {
+			return errors.New("none says it leads")
+		}
+		return nil
+	})
+	return leader
+}
+
+// startCluster starts three coordinators, c1 bootstrapping and the others
+// joining, and waits until every one of them sees three voters and the
+// same leader.
+func startCluster(t *testing.T) []*coordProc {
+	t.Helper()
+	bin := trainctlBinary(t)
+	dataDir := t.TempDir()
+	c1 := startCoord(t, bin, dataDir, "c1", "--bootstrap")
+	c2 := startCoord(t, bin, dataDir, "c2", "--join", c1.httpAddr)
+	c3 := startCoord(t, bin, dataDir, "c3", "--join", c1.httpAddr+","+c2.httpAddr)
+	procs := []*coordProc{c1, c2, c3}
+	waitLeader(t, procs, 3)
+	return procs
+}
+
+// waitLeader waits until every one of procs sees the same leader, one of
+// procs, with the given number of voters, and returns it.
+func waitLeader(t *testing.T, procs []*coordProc, voters int) *coordProc {
+	t.Helper()
+	var leader *coordProc
+	procWait(t, 60*time.Second, "an agreed leader", func() error {
+		leader = nil
+		for _, p := range procs {
+			st, err := p.status()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.id, err)
+			}
+			if len(st.Voters) != voters || st.LeaderID == "" {
+				return fmt.Errorf("%s sees %d voters, leader %q", p.id, len(st.Voters), st.LeaderID)
+			}
+			if leader != nil && leader.id != st.LeaderID {
+				return fmt.Errorf("%s follows %s, %s follows %s", procs[0].id, leader.id, p.id, st.LeaderID)
+			}
+			for _, q := range procs {
+				if q.id == st.LeaderID {
+					leader = q
+				}
+			}
+			if leader == nil {
+				return fmt.Errorf("%s follows %s, not one of the running servers", p.id, st.LeaderID)
+			}
+		}
+		return nil
+	})
+	return leader
+}
+
+// waitSameState waits until procs hold identical job lists and have
+// applied the same index, and returns the jobs.
+func waitSameState(t *testing.T, procs []*coordProc, wantJobs int) []*structs.Job {
+	t.Helper()
+	var jobs []*structs.Job
+	procWait(t, 60*time.Second, "identical state on every server", func() error {
+		var ref []byte
+		var refIndex uint64
+		for i, p := range procs {
+			st, err := p.status()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.id, err)
+			}
+			js, b, err := p.jobsJSON()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.id, err)
+			}
+			if len(js) != wantJobs {
+				return fmt.Errorf("%s holds %d jobs, want %d", p.id, len(js), wantJobs)
+			}
+			st2, err := p.status()
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.id, err)
+			}
+			if st.AppliedIndex != st2.AppliedIndex {
+				return fmt.Errorf("%s still applying (%d, then %d)", p.id, st.AppliedIndex, st2.AppliedIndex)
+			}
+			if i == 0 {
+				ref, refIndex, jobs = b, st.AppliedIndex, js
+				continue
+			}
+			if st.AppliedIndex != refIndex {
+				return fmt.Errorf("%s applied %d, %s %d", procs[0].id, refIndex, p.id, st.AppliedIndex)
+			}
+			if !bytes.Equal(b, ref) {
+				return fmt.Errorf("%s and %s hold different jobs or datasets", procs[0].id, p.id)
+			}
+		}
+		return nil
+	})
+	return jobs
+}
