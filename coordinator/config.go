@@ -29,6 +29,12 @@ type Config struct {
 	// HTTPAdvertise is set.
 	HTTPAddr      string
 	HTTPAdvertise string
+	// FlightAddr is the address of the dataset Arrow Flight server
+	// (datasets_flight.go); empty means the HTTP listener's host with any
+	// free port. A listener on all interfaces is advertised with the
+	// HTTP API's advertised host. Workers find it through
+	// GET /v1/datasets/flight.
+	FlightAddr string
 	// Bootstrap makes this server the first voter of a new cluster. It is
 	// ignored when DataDir already holds Raft state.
 	Bootstrap bool

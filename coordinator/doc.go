@@ -22,6 +22,10 @@
 //	              the leader turns workers' joins and leaves into commands
 //	blobs.go      replicating a blob before the entry that references it
 //	              commits; every server catches up on blobs it lacks
+//	datasets_flight.go  the dataset store and its Arrow Flight server;
+//	              POST /v1/datasets/upload (import, blob, replicate,
+//	              register) and GET /v1/datasets/flight (import from the
+//	              blob on demand, answer the Flight address)
 //
 // A cluster starts with one server created with Bootstrap; the others are
 // created with Join (HTTP addresses of existing servers) and become voters

@@ -43,6 +43,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/workers/{id}/drain", s.handleWorkerDrain)
 	mux.HandleFunc("GET /v1/datasets", s.handleDatasetList)
 	mux.HandleFunc("POST /v1/datasets", s.handleDatasetRegister)
+	mux.HandleFunc("POST /v1/datasets/upload", s.handleDatasetUpload)
+	mux.HandleFunc("GET /v1/datasets/flight", s.handleDatasetFlight)
 	mux.HandleFunc("GET /v1/cluster/status", s.handleClusterStatus)
 	mux.HandleFunc("POST /v1/cluster/join", s.handleClusterJoin)
 	mux.Handle(artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{Logger: s.log.With("component", "blobs")}))

@@ -46,6 +46,9 @@ type Server struct {
 	// replicator copies blobs between coordinators (blobs.go).
 	blobs      *artifact.Store
 	replicator *artifact.Replicator
+	// datasets is the dataset store and its Flight server
+	// (datasets_flight.go).
+	datasets *datasetService
 
 	// schedKick asks the leader's scheduler for a pass (schedule.go).
 	schedKick chan struct{}
@@ -118,6 +121,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Client: artifact.ClientConfig{ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second},
 		Logger: logger.With("component", "artifact"),
 	})
+	if err := s.startDatasets(); err != nil {
+		s.Shutdown()
+		return nil, fmt.Errorf("datasets: %w", err)
+	}
 	existing, err := s.setupRaft()
 	if err != nil {
 		s.Shutdown()
@@ -186,6 +193,7 @@ func (s *Server) joinRequest() structs.JoinRequest {
 func (s *Server) Shutdown() error {
 	s.shutdown.Do(func() {
 		s.cancel()
+		s.stopDatasets()
 		var errs []error
 		if s.raft != nil {
 			if err := s.raft.Shutdown().Error(); err != nil {

@@ -28,9 +28,20 @@
 // ErrGraceExpired. The next attempt, on any worker, resumes from that
 // checkpoint and ends with the weights an uninterrupted run would have.
 //
-// Still to come (next issues): the agent around the Runner — memberlist
-// gossip with the worker's resources as node metadata, taking assignments
-// from the coordinator's API, the Reporter and CheckpointSink over that API,
-// leaving the cluster on SIGTERM — and data-parallel ranks (ring
-// all-reduce through trainer.TrainConfig.GradHook).
+// The Agent (agent.go) is the worker process around the Runner: it
+// registers with the coordinators over HTTP and heartbeats to keep its
+// lease, polls its assignments and runs each new attempt, with a Reporter
+// over the metrics API, a CheckpointSink that uploads to /v1/blobs/ and
+// registers the checkpoint, resume checkpoints downloaded from /v1/blobs/,
+// and dataset versions streamed over Arrow Flight from a coordinator that
+// holds them (GET /v1/datasets/flight) into a local cache. On the stop
+// notice (its context: SIGTERM in the CLI) it advertises no capacity, lets
+// every run checkpoint and hand back within the grace period, reports them
+// preempted and returns; a job cancelled in the cluster is stopped at the
+// next poll.
+//
+// Still to come (next issues): memberlist gossip with the worker's
+// resources as node metadata (the agent heartbeats over HTTP only) and
+// data-parallel ranks (ring all-reduce through
+// trainer.TrainConfig.GradHook).
 package worker

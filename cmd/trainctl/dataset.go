@@ -27,6 +27,7 @@ func datasetCommand() *cli.Command {
 		datasetVerifyCommand(),
 		datasetRmCommand(),
 		datasetExportCommand(),
+		datasetPushCommand(),
 	}
 	return &cli.Command{
 		Name:  "dataset",

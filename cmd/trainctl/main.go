@@ -32,6 +32,7 @@ func newApp() *cli.App {
 	cmds = append(cmds, submitCommand(), jobsCommand())
 	cmds = append(cmds, workersCommand())
 	cmds = append(cmds, clusterCommand())
+	cmds = append(cmds, workerCommand(), upCommand())
 	return &cli.App{
 		Name:  "trainctl",
 		Usage: "distributed UNet segmentation training, sweeps and serving in one binary",

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/structs"
+)
+
+// upWait polls cond until it returns nil, failing after timeout.
+func upWait(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var upAddrRE = regexp.MustCompile(`coordinator API http://(\S+) `)
+
+// TestUp starts `trainctl up` on free ports: it prints its addresses, its
+// worker registers with the coordinator, a dataset pushed with `trainctl
+// dataset push` is registered and servable, and cancelling the context
+// (Ctrl-C) stops it cleanly.
+func TestUp(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut syncBuffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"trainctl", "--data-dir", dir, "up",
+			"--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--cores", "2"})
+	}()
+	var addr string
+	upWait(t, 20*time.Second, "up to print its address", func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("up returned early: %v\n%s\n%s", err, out.String(), errOut.String())
+		default:
+		}
+		m := upAddrRE.FindStringSubmatch(out.String())
+		if m == nil {
+			return errors.New("no address yet")
+		}
+		addr = m[1]
+		return nil
+	})
+	api := client.New(addr)
+	upWait(t, 20*time.Second, "the worker to register", func() error {
+		ws, err := api.Workers(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(ws) != 1 || ws[0].ID != "up-worker" || ws[0].Status != structs.WorkerAlive || ws[0].Meta.Cores != 2 {
+			return fmt.Errorf("workers %+v", ws)
+		}
+		return nil
+	})
+
+	// A dataset generated locally and pushed.
+	mustCtl2 := func(args ...string) string {
+		t.Helper()
+		var o, e bytes.Buffer
+		a := newApp()
+		a.Writer, a.ErrWriter = &o, &e
+		if err := a.Run(append([]string{"trainctl", "--data-dir", dir}, args...)); err != nil {
+			t.Fatalf("trainctl %s: %v\n%s%s", strings.Join(args, " "), err, o.String(), e.String())
+		}
+		return o.String()
+	}
+	mustCtl2("dataset", "gen", "--name", "shapes", "--n", "12", "--size", "16", "--seed", "3")
+	got := mustCtl2("dataset", "push", "--coordinator", addr, "shapes@v1")
+	if !strings.Contains(got, "as shapes@v1 in the cluster") {
+		t.Errorf("push: %q", got)
+	}
+	vs, err := api.Datasets(context.Background(), "shapes")
+	if err != nil || len(vs) != 1 || vs[0].Blob == "" {
+		t.Fatalf("registered versions %+v, %v", vs, err)
+	}
+	flight, err := api.DatasetFlight(context.Background(), vs[0].ID)
+	if err != nil || flight == "" {
+		t.Fatalf("flight address %q, %v", flight, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("up: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("up did not stop within 30s of Ctrl-C")
+	}
+	if !strings.Contains(out.String(), "trainctl up: stopped") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestWorkerFlags checks the worker command's flag validation.
+func TestWorkerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker", "--id", "bad id"}, `--id "bad id"`},
+		{[]string{"worker", "--id", "w1", "--cores", "0"}, "--cores 0"},
+		{[]string{"worker", "--id", "w1", "--grace", "0s"}, "--grace 0s"},
+		{[]string{"worker", "--id", "w1", "--coordinator", "nohost"}, "--coordinator"},
+		{[]string{"worker", "--id", "w1", "extra"}, "takes no arguments"},
+	} {
+		var o, e bytes.Buffer
+		a := newApp()
+		a.Writer, a.ErrWriter = &o, &e
+		err := a.Run(append([]string{"trainctl", "--data-dir", t.TempDir()}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("trainctl %s: error %v, want one naming %q", strings.Join(tc.args, " "), err, tc.want)
+		}
+	}
+}

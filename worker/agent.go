@@ -1,0 +1,592 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/dataset"
+)
+
+// AgentConfig configures an Agent. Zero fields take the defaults noted.
+type AgentConfig struct {
+	// ID names the worker in the cluster (required); a restarted worker
+	// keeps its id.
+	ID string
+	// Coordinators are HTTP addresses of coordinators, any of them
+	// (required).
+	Coordinators []string
+	// Addr is the worker's own address as the cluster lists it
+	// (informational for now).
+	Addr string
+	// Cores and GPUs are the capacity the scheduler may fill (Cores
+	// default runtime.NumCPU()); Spot marks a preemptible machine; Zone is
+	// its failure domain.
+	Cores int
+	GPUs  int
+	Spot  bool
+	Zone  string
+	// Version is the software version advertised in the metadata.
+	Version string
+	// WorkDir holds runs (<WorkDir>/runs), downloaded checkpoints
+	// (<WorkDir>/checkpoints) and the dataset cache (<WorkDir>/datasets)
+	// (required).
+	WorkDir string
+	// HeartbeatInterval paces the registrations that renew the worker's
+	// lease; keep it well below the coordinators' WorkerLease (default
+	// 3s). PollInterval paces polling for assignments (default 1s).
+	HeartbeatInterval time.Duration
+	PollInterval      time.Duration
+	// Grace is how long a run may take, after the stop notice, to
+	// checkpoint and hand back (default DefaultGrace).
+	Grace time.Duration
+	// ReportEvery and ReportInterval batch metrics (see RunnerConfig).
+	ReportEvery    int
+	ReportInterval time.Duration
+	// Store, when set, is a local dataset store consulted before the
+	// coordinators' Flight servers (embedded mode shares one).
+	Store *dataset.Store
+	// Logger receives the agent's logs (default slog.Default()).
+	Logger *slog.Logger
+
+	// tuneRunner, for tests, adjusts the runner's configuration (a tiny
+	// model, a step hook).
+	tuneRunner func(*RunnerConfig)
+}
+
+// Agent is a worker: it registers with the coordinators and heartbeats,
+// polls the attempts placed on it and runs each with a Runner, reporting
+// metrics, checkpoints and outcomes back. See Run.
+type Agent struct {
+	cfg    AgentConfig
+	log    *slog.Logger
+	api    *client.Client
+	blobs  *artifact.Client
+	runner *Runner
+
+	// leaving is set on the stop notice: registrations then advertise no
+	// capacity, so nothing new is placed here; withdrawn is closed once
+	// that registration was sent, before any run reports preempted (so
+	// the requeued job cannot come straight back).
+	leaving   atomic.Bool
+	withdrawn chan struct{}
+	// handback ends Grace after the stop notice and bounds every report
+	// sent after it; set before withdrawn is closed.
+	handback context.Context
+}
+
+// NewAgent checks cfg, fills its defaults and returns an Agent; it does
+// not contact the coordinators yet.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("agent: no worker id")
+	case len(cfg.Coordinators) == 0:
+		return nil, errors.New("agent: no coordinator addresses")
+	case cfg.WorkDir == "":
+		return nil, errors.New("agent: no work directory")
+	case cfg.Cores < 0 || cfg.GPUs < 0:
+		return nil, errors.New("agent: negative cores or GPUs")
+	}
+	if cfg.Cores == 0 {
+		cfg.Cores = runtime.NumCPU()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 3 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &Agent{
+		cfg:   cfg,
+		log:   cfg.Logger.With("worker", cfg.ID),
+		api:   client.New(cfg.Coordinators...),
+		blobs: artifact.NewClient(artifact.ClientConfig{}),
+
+		withdrawn: make(chan struct{}),
+	}
+	rc := RunnerConfig{
+		WorkDir:        filepath.Join(cfg.WorkDir, "runs"),
+		Datasets:       &agentDatasets{a: a},
+		Reporter:       &agentReporter{a: a},
+		Checkpoints:    &agentSink{a: a},
+		Grace:          cfg.Grace,
+		ReportEvery:    cfg.ReportEvery,
+		ReportInterval: cfg.ReportInterval,
+		Logger:         a.log,
+	}
+	if cfg.tuneRunner != nil {
+		cfg.tuneRunner(&rc)
+	}
+	var err error
+	if a.runner, err = NewRunner(rc); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return a, nil
+}
+
+// runKey identifies a rank of an attempt.
+type runKey struct {
+	job     string
+	attempt int
+	rank    int
+}
+
+// activeRun is a run the agent started.
+type activeRun struct {
+	cancel context.CancelFunc
+	// dropped is set (before cancel) when the coordinator ended the
+	// attempt (the job was cancelled): the run stops without a report.
+	dropped atomic.Bool
+	done    chan struct{}
+}
+
+// Run registers the worker and serves until ctx ends, which is the stop
+// (preemption) notice: running attempts then stop, checkpoint and hand
+// the checkpoint to the coordinators within Grace, are reported
+// preempted, and Run returns nil. Run keeps retrying while no coordinator
+// answers; it returns an error only when the worker cannot register
+// before ctx ends.
+//
+// Every PollInterval it lists its assignments: an attempt it has not run
+// yet starts (each in its own Runner.Run; the scheduler keeps them within
+// Cores); a running attempt that is no longer assigned and that the
+// coordinators no longer list as running (its job was cancelled) is
+// stopped without a report. Run may be called once.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.log.Info("worker registered", "coordinators", a.cfg.Coordinators, "cores", a.cfg.Cores, "gpus", a.cfg.GPUs, "spot", a.cfg.Spot)
+
+	// Heartbeats continue through the handoff after the notice, so the
+	// lease does not expire while the final checkpoint uploads.
+	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		a.heartbeat(hbCtx)
+	}()
+	defer func() {
+		hbStop()
+		<-hbDone
+	}()
+
+	runs := map[runKey]*activeRun{}
+	seen := map[runKey]bool{}
+	var wg sync.WaitGroup
+	poll := time.NewTicker(a.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		a.reconcile(ctx, runs, seen, &wg)
+		select {
+		case <-ctx.Done():
+			a.log.Info("stop notice: handing back running attempts", "running", len(runs), "grace", a.cfg.Grace)
+			hb, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Grace)
+			defer cancel()
+			a.handback = hb
+			a.withdraw()
+			wg.Wait()
+			// A trainer that missed its grace deadline stops after its
+			// current step; wait for it, within the grace period.
+			stopped := make(chan struct{})
+			go func() {
+				a.runner.Wait()
+				close(stopped)
+			}()
+			select {
+			case <-stopped:
+			case <-hb.Done():
+				a.log.Warn("a trainer is still stopping at the end of the grace period; leaving it")
+			}
+			a.log.Info("worker stopped")
+			return nil
+		case <-poll.C:
+		}
+	}
+}
+
+// register sends the first registration, retrying until it is accepted or
+// ctx ends.
+func (a *Agent) register(ctx context.Context) error {
+	for {
+		_, err := a.api.RegisterWorker(ctx, a.registration())
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("worker %s: register: %w", a.cfg.ID, err)
+		}
+		a.log.Warn("registering failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("worker %s: register: %w", a.cfg.ID, err)
+		case <-time.After(a.cfg.PollInterval):
+		}
+	}
+}
+
+// registration is the worker's registration: its capacity, none once it
+// is leaving.
+func (a *Agent) registration() structs.RegisterWorkerBody {
+	meta := structs.WorkerMeta{Cores: a.cfg.Cores, GPUs: a.cfg.GPUs, Spot: a.cfg.Spot, Zone: a.cfg.Zone, Version: a.cfg.Version}
+	if a.leaving.Load() {
+		meta.Cores, meta.GPUs = 0, 0
+	}
+	return structs.RegisterWorkerBody{ID: a.cfg.ID, Addr: a.cfg.Addr, Meta: meta}
+}
+
+// withdrawTimeout bounds the registration that withdraws the worker's
+// capacity on the stop notice, so that unreachable coordinators do not
+// hold up the exit of an idle worker for the whole grace period.
+const withdrawTimeout = 5 * time.Second
+
+// withdraw registers the worker with no capacity, so the scheduler places
+// nothing more here, and closes withdrawn. A worker restarted with the
+// same id registers its capacity again.
+func (a *Agent) withdraw() {
+	defer close(a.withdrawn)
+	a.leaving.Store(true)
+	wctx, cancel := context.WithTimeout(a.handback, withdrawTimeout)
+	defer cancel()
+	if _, err := a.api.RegisterWorker(wctx, a.registration()); err != nil {
+		a.log.Warn("withdrawing the worker's capacity failed", "err", err)
+	}
+}
+
+// heartbeat re-registers every HeartbeatInterval until ctx ends.
+func (a *Agent) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := a.api.RegisterWorker(ctx, a.registration()); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+	}
+}
+
+// reconcile polls the assignments once: it forgets finished runs, starts
+// new attempts and stops those the coordinators ended.
+func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) {
+	for k, r := range runs {
+		select {
+		case <-r.done:
+			delete(runs, k)
+		default:
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	list, err := a.api.Assignments(ctx, a.cfg.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("polling assignments failed", "err", err)
+		}
+		return
+	}
+	assigned := map[runKey]bool{}
+	for _, wa := range list {
+		k := runKey{wa.JobID, wa.Attempt, wa.Rank}
+		assigned[k] = true
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		rctx, cancel := context.WithCancel(ctx)
+		r := &activeRun{cancel: cancel, done: make(chan struct{})}
+		runs[k] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(r.done)
+			defer cancel()
+			a.execute(rctx, wa, r)
+		}()
+	}
+	for k := range seen {
+		if !assigned[k] && runs[k] == nil {
+			delete(seen, k) // ended and gone: a stale listing is refused at its start report
+		}
+	}
+	for k, r := range runs {
+		if assigned[k] || r.dropped.Load() {
+			continue
+		}
+		// Not assigned any more: stop it if its attempt ended (a
+		// lagging coordinator may still show it running, which is safe).
+		j, err := a.api.Job(ctx, k.job)
+		if err != nil {
+			continue
+		}
+		if k.attempt <= len(j.Attempts) && j.Attempts[k.attempt-1].State != structs.AttemptRunning {
+			a.log.Info("attempt ended by the coordinators; stopping it", "job", k.job, "attempt", k.attempt, "state", j.Attempts[k.attempt-1].State)
+			r.dropped.Store(true)
+			r.cancel()
+		}
+	}
+}
+
+// execute runs one assigned rank and reports its outcome.
+func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *activeRun) {
+	log := a.log.With("job", wa.JobID, "attempt", wa.Attempt, "rank", wa.Rank)
+	// The outcome is reported even after the stop notice, until the end
+	// of the grace period (a.handback); otherwise within Grace.
+	report := func(body structs.AttemptReportBody) {
+		body.WorkerID = a.cfg.ID
+		parent := context.WithoutCancel(ctx)
+		if ctx.Err() != nil && !r.dropped.Load() {
+			<-a.withdrawn // the stop notice: see Agent.withdrawn
+			parent = a.handback
+		}
+		rctx, cancel := context.WithTimeout(parent, a.cfg.Grace)
+		defer cancel()
+		if _, err := a.api.ReportAttempt(rctx, wa.JobID, wa.Attempt, body); err != nil {
+			log.Warn("attempt report failed", "state", body.State, "err", err)
+		}
+	}
+	if _, err := a.api.ReportAttempt(ctx, wa.JobID, wa.Attempt, structs.AttemptReportBody{WorkerID: a.cfg.ID, State: structs.AttemptRunning}); err != nil {
+		if errors.Is(err, structs.ErrConflict) {
+			log.Info("attempt already ended; not running it", "err", err)
+			return
+		}
+		log.Warn("reporting the start failed", "err", err)
+	}
+	asg := Assignment{
+		JobID: wa.JobID, Attempt: wa.Attempt, Rank: wa.Rank, Ranks: len(wa.Nodes),
+		Spec: wa.Spec, DatasetVersion: wa.DatasetVersionID,
+	}
+	if wa.ResumeFrom != "" {
+		path, err := a.fetchCheckpoint(ctx, wa.ResumeFrom)
+		if err != nil {
+			switch {
+			case r.dropped.Load():
+			case ctx.Err() != nil:
+				report(structs.AttemptReportBody{State: structs.AttemptPreempted})
+			default:
+				report(structs.AttemptReportBody{State: structs.AttemptFailed, Error: "fetch checkpoint: " + err.Error()})
+			}
+			return
+		}
+		asg.ResumeFrom = path
+	}
+	out := a.runner.Run(ctx, asg)
+	defer os.RemoveAll(filepath.Dir(a.runner.Dir(asg))) // the attempt's directory
+	if r.dropped.Load() {
+		log.Info("run stopped: its attempt was ended by the coordinators", "status", out.Status, "step", out.Step)
+		return
+	}
+	// The metrics went through the Reporter (its final batch holds the
+	// last epoch's evaluation, which stays the job's progress); the
+	// outcome carries none.
+	body := structs.AttemptReportBody{Step: out.Step}
+	switch out.Status {
+	case Succeeded:
+		body.State = structs.AttemptSucceeded
+	case Preempted:
+		body.State = structs.AttemptPreempted
+	default:
+		body.State = structs.AttemptFailed
+		if out.Err != nil {
+			body.Error = out.Err.Error()
+		}
+	}
+	report(body)
+	log.Info("attempt reported", "state", body.State, "step", out.Step, "checkpoint_step", out.CheckpointStep)
+}
+
+// fetchCheckpoint downloads checkpoint blob digest from a coordinator into
+// <WorkDir>/checkpoints, verified against its digest, and returns its path.
+func (a *Agent) fetchCheckpoint(ctx context.Context, digest string) (string, error) {
+	hexPart, err := artifact.ParseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(a.cfg.WorkDir, "checkpoints")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, hexPart+".ckpt")
+	if got, _, err := fileDigest(path); err == nil && got == digest {
+		return path, nil
+	}
+	var errs []error
+	for _, peer := range a.cfg.Coordinators {
+		err := a.fetchFrom(ctx, peer, digest, path)
+		if err == nil {
+			return path, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", fmt.Errorf("checkpoint %s: %w", artifact.ShortDigest(digest), errors.Join(errs...))
+}
+
+// fetchFrom downloads one blob from peer into path, verifying it.
+func (a *Agent) fetchFrom(ctx context.Context, peer, digest, path string) error {
+	rc, _, err := a.blobs.Get(ctx, peer, digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(filepath.Dir(path), ".fetch-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := artifact.DigestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return fmt.Errorf("%w: got %s from %s", artifact.ErrDigestMismatch, artifact.ShortDigest(got), peer)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// fileDigest returns the digest and size of the file at path.
+func fileDigest(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return artifact.DigestPrefix + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// agentDatasets is the agent's DatasetSource: the local store or cache,
+// else the Flight server of a coordinator that holds the version.
+type agentDatasets struct{ a *Agent }
+
+// Open implements DatasetSource.
+func (d *agentDatasets) Open(ctx context.Context, ref, id string) (*dataset.Version, string, error) {
+	cfg := FlightSourceConfig{CacheDir: filepath.Join(d.a.cfg.WorkDir, "datasets"), Store: d.a.cfg.Store, Logger: d.a.log}
+	if id != "" {
+		local, err := NewFlightSource(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		v, got, err := local.Open(ctx, ref, id)
+		if err == nil || !errors.Is(err, dataset.ErrNotFound) {
+			return v, got, err
+		}
+	}
+	addr, err := d.a.api.DatasetFlight(ctx, id)
+	if err != nil {
+		return nil, "", fmt.Errorf("find a dataset server: %w", err)
+	}
+	cfg.Addr = addr
+	src, err := NewFlightSource(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return src.Open(ctx, ref, id)
+}
+
+// agentReporter sends metric batches to the coordinators: a batch's steps
+// become one report (the last step's loss and throughput, the mean loss of
+// the batch) and every epoch end one report with its evaluation.
+type agentReporter struct{ a *Agent }
+
+// Report implements Reporter.
+func (r *agentReporter) Report(ctx context.Context, b MetricsBatch) error {
+	var ms []structs.Metric
+	if n := len(b.Steps); n > 0 {
+		last := b.Steps[n-1]
+		var sum float64
+		for _, s := range b.Steps {
+			sum += s.Loss
+		}
+		ms = append(ms, structs.Metric{Attempt: b.Attempt, Epoch: last.Epoch, Step: last.Step, Time: last.Time.UTC(),
+			Values: map[string]float64{"loss": last.Loss, "mean_loss": sum / float64(n), "images_per_sec": last.ImagesPerSec}})
+	}
+	for _, e := range b.Epochs {
+		ms = append(ms, structs.Metric{Attempt: b.Attempt, Epoch: e.Epoch, Step: e.Step, Values: map[string]float64{
+			"train_loss": e.TrainLoss, "val_loss": e.Val.Loss, "val_mean_iou": e.Val.MeanIoU, "val_pixel_accuracy": e.Val.PixelAccuracy,
+		}})
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(ms, func(x, y structs.Metric) int { return int(x.Step - y.Step) })
+	_, err := r.a.api.ReportMetrics(ctx, b.JobID, ms)
+	return err
+}
+
+// agentSink uploads each checkpoint to a coordinator's artifact store and
+// registers it; the coordinators replicate it before recording it.
+type agentSink struct{ a *Agent }
+
+// Put implements CheckpointSink.
+func (s *agentSink) Put(ctx context.Context, c Checkpoint) error {
+	digest, size, err := fileDigest(c.Path)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(c.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var errs []error
+	pushed := false
+	for _, peer := range s.a.cfg.Coordinators {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		err := s.a.blobs.Push(ctx, peer, digest, f, size)
+		if err == nil {
+			pushed = true
+			break
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if !pushed {
+		return fmt.Errorf("upload checkpoint step %d: %w", c.Step, errors.Join(errs...))
+	}
+	if _, err := s.a.api.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{
+		Digest: digest, JobID: c.JobID, Attempt: c.Attempt, Step: c.Step,
+	}); err != nil {
+		return fmt.Errorf("register checkpoint step %d: %w", c.Step, err)
+	}
+	return nil
+}
