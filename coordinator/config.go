@@ -97,9 +97,9 @@ func DefaultConfig() Config {
 	return Config{
 		RaftAddr:            "127.0.0.1:7420",
 		HTTPAddr:            "127.0.0.1:7421",
-		HeartbeatTimeout:    500 * time.Millisecond,
-		ElectionTimeout:     500 * time.Millisecond,
-		LeaderLeaseTimeout:  250 * time.Millisecond,
+		HeartbeatTimeout:    300 * time.Millisecond,
+		ElectionTimeout:     300 * time.Millisecond,
+		LeaderLeaseTimeout:  150 * time.Millisecond,
 		CommitTimeout:       20 * time.Millisecond,
 		SnapshotInterval:    30 * time.Second,
 		SnapshotThreshold:   8192,

@@ -54,7 +54,7 @@ func DefaultConfig(addrs ...string) Config {
 		Addrs:        addrs,
 		RetryTimeout: 30 * time.Second,
 		RetryWait:    50 * time.Millisecond,
-		MaxRetryWait: time.Second,
+		MaxRetryWait: 200 * time.Millisecond,
 	}
 }
 
