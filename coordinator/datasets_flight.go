@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -109,14 +110,51 @@ func (s *Server) DatasetStore() *dataset.Store { return s.datasets.store }
 // Flight address, after making sure it can serve version ID (importing it
 // from its blob if needed). 404 for a version not registered, 503 while
 // this server lacks its blob.
+//
+// A follower that does not know ID may only be behind: it first waits
+// (briefly) until it has applied what it knows to be committed, and if the
+// version is still unknown it forwards the question to the leader, whose
+// answer (its own Flight address, or 404) is authoritative. So a worker
+// given a version id by the leader never hears "not found" from a lagging
+// follower.
 func (s *Server) handleDatasetFlight(w http.ResponseWriter, r *http.Request) {
 	if id := r.URL.Query().Get("id"); id != "" {
-		if err := s.ensureDataset(r.Context(), id); err != nil {
+		err := s.ensureDataset(r.Context(), id)
+		if errors.Is(err, structs.ErrNotFound) && !s.IsLeader() {
+			s.waitApplied(r.Context(), followerCatchUpWait)
+			if err = s.ensureDataset(r.Context(), id); errors.Is(err, structs.ErrNotFound) && s.forward(w, r) {
+				return
+			}
+		}
+		if err != nil {
 			writeError(w, err)
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, client.FlightEndpoint{Addr: s.datasets.addr})
+}
+
+// followerCatchUpWait bounds how long a read on a follower waits for the
+// local state to reach the commit index before answering from the leader.
+const followerCatchUpWait = 2 * time.Second
+
+// waitApplied waits until this server has applied every entry it knows to
+// be committed, for at most max or until ctx ends.
+func (s *Server) waitApplied(ctx context.Context, max time.Duration) {
+	commit := s.raft.CommitIndex()
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.raft.AppliedIndex() < commit {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // ensureDataset imports registered version id into the dataset store from

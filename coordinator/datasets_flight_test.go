@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +50,17 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 	}
 
 	for _, n := range c.live() {
+		// A follower that has not applied the registration yet answers
+		// with the leader's address (see handleDatasetFlight); this test
+		// checks each server serves from its own store once it knows.
+		waitFor(t, 10*time.Second, n.cfg.NodeID+" applies the registration", func() error {
+			for _, dv := range n.srv.State().DatasetVersions("") {
+				if dv.ID == m.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("version %s not applied", dataset.ShortID(m.ID))
+		})
 		addr, err := client.New(n.srv.HTTPAddr()).DatasetFlight(ctx, m.ID)
 		if err != nil {
 			t.Fatalf("%s: flight address for %s: %v", n.cfg.NodeID, dataset.ShortID(m.ID), err)
