@@ -57,6 +57,10 @@ func coordinatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "snapshot-interval", Usage: "how often to check whether to snapshot", Value: d.SnapshotInterval},
 			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries since the last snapshot that trigger one", Value: d.SnapshotThreshold},
 			&cli.DurationFlag{Name: "apply-timeout", Usage: "how long a write waits to be committed", Value: d.ApplyTimeout},
+			&cli.StringFlag{Name: "flight-addr", Usage: "`HOST:PORT` the Arrow Flight dataset server listens on (default: the API host, any free port; workers find it through the API)", Value: d.FlightAddr},
+			&cli.DurationFlag{Name: "worker-lease", Usage: "how long a worker may miss heartbeats before its attempts are requeued", Value: d.WorkerLease},
+			&cli.DurationFlag{Name: "scheduler-interval", Usage: "how often the leader runs a scheduling pass besides the passes events trigger", Value: d.SchedulerInterval},
+			&cli.DurationFlag{Name: "blob-catch-up-interval", Usage: "how often a coordinator fetches referenced blobs it lacks", Value: d.BlobCatchUpInterval},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		},
@@ -138,7 +142,11 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 	cfg.SnapshotInterval = c.Duration("snapshot-interval")
 	cfg.SnapshotThreshold = c.Uint64("snapshot-threshold")
 	cfg.ApplyTimeout = c.Duration("apply-timeout")
-	for _, f := range []string{"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "commit-timeout", "snapshot-interval", "apply-timeout"} {
+	cfg.FlightAddr = c.String("flight-addr")
+	cfg.WorkerLease = c.Duration("worker-lease")
+	cfg.SchedulerInterval = c.Duration("scheduler-interval")
+	cfg.BlobCatchUpInterval = c.Duration("blob-catch-up-interval")
+	for _, f := range []string{"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "commit-timeout", "snapshot-interval", "apply-timeout", "worker-lease", "scheduler-interval", "blob-catch-up-interval"} {
 		if c.Duration(f) <= 0 {
 			return cfg, fmt.Errorf("coordinator: --%s %v: must be positive", f, c.Duration(f))
 		}

@@ -169,7 +169,8 @@ func (p *coordProc) start(extra ...string) {
 	offset := fi.Size()
 
 	args := append([]string{"--data-dir", p.dataDir, "coordinator", "--node-id", p.id,
-		"--raft-addr", p.raftAddr, "--http-addr", p.httpAddr, "--log-level", "info"}, extra...)
+		"--raft-addr", p.raftAddr, "--http-addr", p.httpAddr, "--log-level", "info",
+		"--blob-catch-up-interval", "500ms"}, extra...)
 	cmd := exec.Command(p.bin, args...)
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
