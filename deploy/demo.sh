@@ -9,6 +9,7 @@ DEMO=${TRAINCTL_DEMO_DIR:-$(mktemp -d -t trainctl-demo.XXXXXX)}
 export TRAINCTL_DATA_DIR="$DEMO/data"
 PORT=${TRAINCTL_DEMO_PORT:-$((20000 + RANDOM % 20000))}
 ADDR="127.0.0.1:$PORT"
+API="127.0.0.1:$((PORT + 1))"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -64,6 +65,34 @@ run eval --checkpoint "$TRAINCTL_DATA_DIR/runs/shapes/best.ckpt"
 run predict --checkpoint "$TRAINCTL_DATA_DIR/runs/shapes/best.ckpt" --out "$DEMO/masks" \
 	"$DEMO/pets/images/shapes-000000.jpg" "$DEMO/pets/images/shapes-000001.jpg"
 ls -l "$DEMO/masks"
+
+step "11. Start the cluster in one process: trainctl up (a single-voter Raft coordinator + a worker)"
+"$BIN" up --http-addr "$API" --raft-addr "127.0.0.1:$((PORT + 2))" --flight-addr "127.0.0.1:$((PORT + 3))" \
+	>"$DEMO/up.log" 2>&1 &
+pids+=($!)
+export TRAINCTL_COORDINATOR="$API"
+for _ in $(seq 150); do
+	"$BIN" cluster status >/dev/null 2>&1 && break
+	sleep 0.2
+done
+run cluster status
+
+step "12. Push the dataset to the cluster and submit a training job (strict YAML spec)"
+run dataset push shapes
+cat >"$DEMO/job.yaml" <<'YAML'
+name: demo-unet
+dataset: shapes@v1
+hyperparameters: {epochs: 1, batch: 8, lr: 0.001, seed: 1}
+resources: {ranks: 1, cpus_per_rank: 2}
+checkpoint_every: 20
+YAML
+cat "$DEMO/job.yaml"
+run submit -f "$DEMO/job.yaml" --request-id demo-1 --wait
+
+step "13. The job as the cluster recorded it: attempts, progress, checkpoint"
+run jobs ls
+JOB=$("$BIN" -o json jobs ls | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -1)
+run jobs get "$JOB"
 
 step "Done"
 echo "State is under $DEMO (remove it when done)."
