@@ -71,8 +71,8 @@ step "11. Start the cluster in one process: trainctl up (a single-voter Raft coo
 	>"$DEMO/up.log" 2>&1 &
 pids+=($!)
 export TRAINCTL_COORDINATOR="$API"
-for _ in $(seq 150); do
-	"$BIN" cluster status >/dev/null 2>&1 && break
+for _ in $(seq 150); do # until it answers and has elected itself leader
+	out=$("$BIN" cluster status 2>/dev/null) && ! grep -q "none known" <<<"$out" && break
 	sleep 0.2
 done
 run cluster status
