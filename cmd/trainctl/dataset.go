@@ -92,15 +92,16 @@ func datasetGenCommand() *cli.Command {
 			"The same --seed, --n and --size always give the same version id; generating it\n" +
 			"again registers nothing new.\n\n" +
 			"Example:\n" +
-			"  trainctl dataset gen --kind shapes --name shapes --n 2500 --size 128 --seed 1",
-		Flags: []cli.Flag{
+			"  trainctl dataset gen --kind shapes --name shapes --n 2500 --size 128 --seed 1\n" +
+			"  trainctl dataset gen --name shapes --n 2500 --coordinator 127.0.0.1:7421   # and push it",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "kind", Usage: "generator: shapes", Value: "shapes"},
 			&cli.StringFlag{Name: "name", Usage: "dataset name (a-z 0-9 . _ -)", Required: true},
 			&cli.IntFlag{Name: "n", Usage: "number of examples", Required: true},
 			&cli.IntFlag{Name: "size", Usage: "image side in pixels", Value: 128},
 			&cli.Uint64Flag{Name: "seed", Usage: "random seed; the data is a function of it"},
 			&cli.Float64Flag{Name: "val-fraction", Usage: "fraction of examples in the val split", Value: 0.2},
-		},
+		}, uploadFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -139,7 +140,10 @@ func datasetGenCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return printRegistered(c, m, created, time.Since(start))
+			if err := printRegistered(c, m, created, time.Since(start)); err != nil {
+				return err
+			}
+			return pushIfAsked(c, st, m)
 		},
 	}
 }
@@ -175,8 +179,9 @@ func datasetIngestCommand() *cli.Command {
 			"Ingesting unchanged files again registers nothing new.\n\n" +
 			"Examples:\n" +
 			"  trainctl dataset ingest --name pets --layout oxford-pet ~/data/oxford-iiit-pet --skip-bad\n" +
-			"  trainctl dataset ingest --name cells --images ./img --masks ./lbl --classes cell,bg,edge",
-		Flags: []cli.Flag{
+			"  trainctl dataset ingest --name cells --images ./img --masks ./lbl --classes cell,bg,edge\n\n" +
+			"With --coordinator (or TRAINCTL_COORDINATOR) the new version is also pushed to the cluster.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "name", Usage: "dataset name (a-z 0-9 . _ -)", Required: true},
 			&cli.StringFlag{Name: "layout", Usage: "oxford-pet (takes ROOT) or folders (takes --images and --masks)"},
 			&cli.StringFlag{Name: "images", Usage: "folders layout: directory of images"},
@@ -185,7 +190,7 @@ func datasetIngestCommand() *cli.Command {
 			&cli.Float64Flag{Name: "val-fraction", Usage: "fraction of ids hashed into the val split", Value: 0.2},
 			&cli.StringFlag{Name: "classes", Usage: "comma-separated class names, in index order (default object,background,border; pet layout pet,background,border)"},
 			&cli.BoolFlag{Name: "skip-bad", Usage: "leave bad files out (listed in the manifest) instead of failing"},
-		},
+		}, uploadFlags()...),
 		Action: runIngest,
 	}
 }
@@ -276,6 +281,9 @@ func runIngest(c *cli.Context) error {
 		return err
 	}
 	if err := printRegistered(c, m, created, time.Since(start)); err != nil {
+		return err
+	}
+	if err := pushIfAsked(c, st, m); err != nil {
 		return err
 	}
 	p, _ := newPrinter(c)

@@ -2,6 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
+
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/dataset"
 
 	"github.com/urfave/cli/v2"
 )
@@ -41,13 +46,9 @@ func datasetPushCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			api, err := newClusterClient(c)
+			v, err := pushVersion(c, st, m)
 			if err != nil {
 				return err
-			}
-			v, err := api.UploadDataset(c.Context, m.Name, st.DataPath(m.ID))
-			if err != nil {
-				return clusterError(c, err, "", "")
 			}
 			if p.JSON() {
 				return p.Value(v)
@@ -56,4 +57,53 @@ func datasetPushCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// pushVersion uploads local version m to the cluster at --coordinator.
+func pushVersion(c *cli.Context, st *dataset.Store, m dataset.Manifest) (*structs.DatasetVersion, error) {
+	api, err := newClusterClient(c)
+	if err != nil {
+		return nil, err
+	}
+	v, err := api.UploadDataset(c.Context, m.Name, st.DataPath(m.ID))
+	if err != nil {
+		return nil, clusterError(c, err, "", "")
+	}
+	return v, nil
+}
+
+// uploadFlags are gen's and ingest's cluster flags. Unlike the other
+// cluster commands --coordinator has no default here: without it (or
+// TRAINCTL_COORDINATOR) a new version stays local.
+func uploadFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    flagCoordinator,
+			Usage:   "also push the new version to the cluster at `ADDR[,ADDR...]`, as dataset push does (default: keep it local)",
+			EnvVars: []string{"TRAINCTL_COORDINATOR"},
+		},
+		&cli.DurationFlag{
+			Name:  flagTimeout,
+			Usage: "with --coordinator: keep retrying unreachable coordinators for this `DURATION`",
+			Value: client.DefaultConfig().RetryTimeout,
+		},
+	}
+}
+
+// pushIfAsked pushes version m when --coordinator is set, saying so on
+// the table output (JSON output stays the registration alone).
+func pushIfAsked(c *cli.Context, st *dataset.Store, m dataset.Manifest) error {
+	if strings.TrimSpace(c.String(flagCoordinator)) == "" {
+		return nil
+	}
+	v, err := pushVersion(c, st, m)
+	if err != nil {
+		return fmt.Errorf("%s was registered locally, but pushing it to the cluster failed (retry with trainctl dataset push %s): %w", m.Ref(), m.Ref(), err)
+	}
+	p, err := newPrinter(c)
+	if err != nil || p.JSON() {
+		return err
+	}
+	_, err = fmt.Fprintf(p.w, "pushed %s to the cluster as %s@v%d\n", m.Ref(), v.Name, v.Seq)
+	return err
 }
