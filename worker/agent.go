@@ -18,6 +18,7 @@ import (
 
 	"github.com/trainctl/trainctl/coordinator/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 )
@@ -31,7 +32,8 @@ type AgentConfig struct {
 	// (required).
 	Coordinators []string
 	// Addr is the worker's own address as the cluster lists it
-	// (informational for now).
+	// (informational for now); with Gossip and no Addr, its gossip
+	// address.
 	Addr string
 	// Cores and GPUs are the capacity the scheduler may fill (Cores
 	// default runtime.NumCPU()); Spot marks a preemptible machine; Zone is
@@ -62,6 +64,15 @@ type AgentConfig struct {
 	Store *dataset.Store
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Gossip, when set, makes the worker a member of the coordinators'
+	// gossip cluster: its bind address, timings and Join (the
+	// coordinators' gossip addresses, required); the agent sets the node
+	// name (ID) and the metadata (role worker, Cores, GPUs, Spot, Zone,
+	// Version, Addr). The coordinators then see a graceful stop at once
+	// (a leave); a worker that dies still keeps its assignments until
+	// its lease runs out, as without gossip. HTTP heartbeats go on either
+	// way. Nil: no gossip.
+	Gossip *membership.Config
 
 	// tuneRunner, for tests, adjusts the runner's configuration (a tiny
 	// model, a step hook).
@@ -77,6 +88,10 @@ type Agent struct {
 	api    *client.Client
 	blobs  *artifact.Client
 	runner *Runner
+	// member is the worker's gossip membership (nil without
+	// cfg.Gossip); addr is the address its registrations carry.
+	member atomic.Pointer[membership.Member]
+	addr   string
 
 	// leaving is set on the stop notice: registrations then advertise no
 	// capacity, so nothing new is placed here; withdrawn is closed once
@@ -101,6 +116,8 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, errors.New("agent: no work directory")
 	case cfg.Cores < 0 || cfg.GPUs < 0:
 		return nil, errors.New("agent: negative cores or GPUs")
+	case cfg.Gossip != nil && len(cfg.Gossip.Join) == 0:
+		return nil, errors.New("agent: gossip without coordinators' gossip addresses to join")
 	}
 	if cfg.Cores == 0 {
 		cfg.Cores = runtime.NumCPU()
@@ -120,6 +137,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	a := &Agent{
 		cfg:   cfg,
 		log:   cfg.Logger.With("worker", cfg.ID),
+		addr:  cfg.Addr,
 		api:   client.New(cfg.Coordinators...),
 		blobs: artifact.NewClient(artifact.ClientConfig{}),
 
@@ -161,12 +179,13 @@ type activeRun struct {
 	done    chan struct{}
 }
 
-// Run registers the worker and serves until ctx ends, which is the stop
-// (preemption) notice: running attempts then stop, checkpoint and hand
-// the checkpoint to the coordinators within Grace, are reported
-// preempted, and Run returns nil. Run keeps retrying while no coordinator
-// answers; it returns an error only when the worker cannot register
-// before ctx ends.
+// Run registers the worker (and, with cfg.Gossip, joins the gossip
+// cluster) and serves until ctx ends, which is the stop (preemption)
+// notice: running attempts then stop, checkpoint and hand the checkpoint
+// to the coordinators within Grace, are reported preempted, the worker
+// leaves gossip, and Run returns nil. Run keeps retrying while no
+// coordinator answers; it returns an error only when the worker cannot
+// register or join gossip before ctx ends, or gossip cannot start.
 //
 // Every PollInterval it lists its assignments: an attempt it has not run
 // yet starts (each in its own Runner.Run; the scheduler keeps them within
@@ -174,23 +193,30 @@ type activeRun struct {
 // coordinators no longer list as running (its job was cancelled) is
 // stopped without a report. Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.startGossip(ctx); err != nil {
+		return err
+	}
 	if err := a.register(ctx); err != nil {
+		a.stopGossip()
 		return err
 	}
 	a.log.Info("worker registered", "coordinators", a.cfg.Coordinators, "cores", a.cfg.Cores, "gpus", a.cfg.GPUs, "spot", a.cfg.Spot)
+	if err := a.joinGossip(ctx); err != nil {
+		a.stopGossip()
+		return err
+	}
 
 	// Heartbeats continue through the handoff after the notice, so the
 	// lease does not expire while the final checkpoint uploads.
 	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		a.heartbeat(hbCtx)
-	}()
-	defer func() {
+	var hbWG sync.WaitGroup
+	hbWG.Go(func() { a.heartbeat(hbCtx) })
+	hbWG.Go(func() { a.keepJoined(hbCtx) })
+	stopHeartbeats := sync.OnceFunc(func() {
 		hbStop()
-		<-hbDone
-	}()
+		hbWG.Wait()
+	})
+	defer stopHeartbeats()
 
 	runs := map[runKey]*activeRun{}
 	seen := map[runKey]bool{}
@@ -219,6 +245,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-hb.Done():
 				a.log.Warn("a trainer is still stopping at the end of the grace period; leaving it")
 			}
+			// No heartbeat may follow the leave: it would bring the
+			// worker back alive until its lease ran out.
+			stopHeartbeats()
+			a.leaveGossip(hb)
 			a.log.Info("worker stopped")
 			return nil
 		case <-poll.C:
@@ -253,7 +283,7 @@ func (a *Agent) registration() structs.RegisterWorkerBody {
 	if a.leaving.Load() {
 		meta.Cores, meta.GPUs = 0, 0
 	}
-	return structs.RegisterWorkerBody{ID: a.cfg.ID, Addr: a.cfg.Addr, Meta: meta}
+	return structs.RegisterWorkerBody{ID: a.cfg.ID, Addr: a.addr, Meta: meta}
 }
 
 // withdrawTimeout bounds the registration that withdraws the worker's
@@ -272,6 +302,7 @@ func (a *Agent) withdraw() {
 	if _, err := a.api.RegisterWorker(wctx, a.registration()); err != nil {
 		a.log.Warn("withdrawing the worker's capacity failed", "err", err)
 	}
+	a.withdrawGossip(wctx)
 }
 
 // heartbeat re-registers every HeartbeatInterval until ctx ends.

@@ -22,7 +22,7 @@ import (
 
 // startCoordinator starts a single-voter coordinator on loopback ports and
 // waits for it to lead.
-func startCoordinator(t *testing.T) *coordinator.Server {
+func startCoordinator(t *testing.T, tune ...func(*coordinator.Config)) *coordinator.Server {
 	t.Helper()
 	cfg := coordinator.DefaultConfig()
 	cfg.NodeID = "c1"
@@ -35,6 +35,9 @@ func startCoordinator(t *testing.T) *coordinator.Server {
 	cfg.SchedulerInterval = 100 * time.Millisecond
 	cfg.BlobCatchUpInterval = 100 * time.Millisecond
 	cfg.Logger = quietLogger()
+	for _, f := range tune {
+		f(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	srv, err := coordinator.New(ctx, cfg)
@@ -92,7 +95,8 @@ func uploadShapes(t *testing.T, api *client.Client) dataset.Manifest {
 
 // testAgent is a running Agent.
 type testAgent struct {
-	stop func() // the stop notice; waits for Run to return
+	agent *Agent
+	stop  func() // the stop notice; waits for Run to return
 }
 
 // startAgent runs an agent with the tiny model until the test ends or stop.
@@ -115,9 +119,9 @@ func (r *runContexts) Open(ctx context.Context, ref, id string) (*dataset.Versio
 	return r.DatasetSource.Open(ctx, ref, id)
 }
 
-func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook func(trainer.Progress), runs *runContexts) *testAgent {
+func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook func(trainer.Progress), runs *runContexts, tune ...func(*AgentConfig)) *testAgent {
 	t.Helper()
-	a, err := NewAgent(AgentConfig{
+	cfg := AgentConfig{
 		ID: id, Coordinators: []string{srv.HTTPAddr()}, Cores: 2, WorkDir: dir,
 		HeartbeatInterval: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 		Grace: 20 * time.Second, ReportEvery: 2, ReportInterval: time.Hour, Logger: quietLogger(),
@@ -129,7 +133,11 @@ func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook f
 				c.Datasets = runs
 			}
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	a, err := NewAgent(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +145,7 @@ func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook f
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	var once sync.Once
-	ta := &testAgent{stop: func() {
+	ta := &testAgent{agent: a, stop: func() {
 		once.Do(func() {
 			cancel()
 			select {

@@ -40,8 +40,15 @@
 // preempted and returns; a job cancelled in the cluster is stopped at the
 // next poll.
 //
-// Still to come (next issues): memberlist gossip with the worker's
-// resources as node metadata (the agent heartbeats over HTTP only) and
-// data-parallel ranks (ring all-reduce through
-// trainer.TrainConfig.GradHook).
+// Gossip (gossip.go, optional: AgentConfig.Gossip): the agent is also a
+// memberlist member with its resources as node metadata, joined to the
+// coordinators' gossip addresses (and joining them again when it sees no
+// coordinator left). On the stop notice, once the runs have handed back
+// and the heartbeats stopped, it leaves gossip within the grace period,
+// so the leader marks it left at once; HTTP heartbeats and leases work as
+// without gossip, so a worker that dies is still marked dead only when
+// its lease runs out.
+//
+// Still to come (next issues): data-parallel ranks (ring all-reduce
+// through trainer.TrainConfig.GradHook).
 package worker

@@ -34,6 +34,8 @@ func coordinatorCommand() *cli.Command {
 			"Ctrl-C or SIGTERM stops it cleanly. Logs go to stderr.\n\n" +
 			"A server listening on all interfaces (0.0.0.0) must say how others reach it with\n" +
 			"--raft-advertise and --http-advertise.\n\n" +
+			gossipHelp + "A coordinator's gossip metadata carries its API and Raft addresses; coordinators\n" +
+			"join each other's gossip with --gossip-join.\n\n" +
 			"Examples:\n" +
 			"  # a single-voter cluster on this machine (the default addresses)\n" +
 			"  trainctl coordinator --node-id c1 --bootstrap\n\n" +
@@ -41,8 +43,10 @@ func coordinatorCommand() *cli.Command {
 			"  trainctl --data-dir /tmp/tc coordinator --node-id c1 --bootstrap\n" +
 			"  trainctl --data-dir /tmp/tc coordinator --node-id c2 --raft-addr 127.0.0.1:7430 --http-addr 127.0.0.1:7431 --join 127.0.0.1:7421\n" +
 			"  trainctl --data-dir /tmp/tc coordinator --node-id c3 --raft-addr 127.0.0.1:7440 --http-addr 127.0.0.1:7441 --join 127.0.0.1:7421,127.0.0.1:7431\n" +
-			"  trainctl cluster status --coordinator 127.0.0.1:7421,127.0.0.1:7431,127.0.0.1:7441",
-		Flags: []cli.Flag{
+			"  trainctl cluster status --coordinator 127.0.0.1:7421,127.0.0.1:7431,127.0.0.1:7441\n\n" +
+			"  # with gossip (workers then join it with --gossip-join 127.0.0.1:7946)\n" +
+			"  trainctl coordinator --node-id c1 --bootstrap --gossip-addr 127.0.0.1:7946",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "node-id", Usage: "this server's `ID` in the Raft configuration, for all time (default: the host name)", EnvVars: []string{"TRAINCTL_NODE_ID"}},
 			&cli.StringFlag{Name: "raft-addr", Usage: "`HOST:PORT` the Raft transport listens on (port 0: any free port)", Value: d.RaftAddr},
 			&cli.StringFlag{Name: "http-addr", Usage: "`HOST:PORT` the /v1/ API listens on (port 0: any free port)", Value: d.HTTPAddr},
@@ -63,7 +67,7 @@ func coordinatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "blob-catch-up-interval", Usage: "how often a coordinator fetches referenced blobs it lacks", Value: d.BlobCatchUpInterval},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
-		},
+		}, gossipFlags("gossip addresses `ADDR[,ADDR...]` of other coordinators to join (default: start a new gossip cluster)")...),
 		Action: runCoordinator,
 	}
 }
@@ -152,6 +156,12 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 		}
 	}
 
+	g, err := gossipConfig(c, "coordinator", false)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Gossip = g
+
 	logger, err := coordinatorLogger(c)
 	if err != nil {
 		return cfg, err
@@ -198,7 +208,11 @@ func runCoordinator(c *cli.Context) error {
 		}
 		return fmt.Errorf("coordinator %s: %w", cfg.NodeID, err)
 	}
-	cfg.Logger.Info("serving; Ctrl-C to stop", "data_dir", cfg.DataDir, "http", srv.HTTPAddr(), "raft", srv.RaftAddr())
+	if cfg.Gossip != nil {
+		cfg.Logger.Info("serving; Ctrl-C to stop", "data_dir", cfg.DataDir, "http", srv.HTTPAddr(), "raft", srv.RaftAddr(), "gossip", srv.GossipAddr())
+	} else {
+		cfg.Logger.Info("serving; Ctrl-C to stop", "data_dir", cfg.DataDir, "http", srv.HTTPAddr(), "raft", srv.RaftAddr())
+	}
 	<-c.Context.Done()
 	cfg.Logger.Info("shutting down", "reason", context.Cause(c.Context))
 	if err := srv.Shutdown(); err != nil {

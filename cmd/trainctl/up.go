@@ -14,6 +14,7 @@ import (
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/coordinator/client"
 	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/worker"
@@ -40,7 +41,10 @@ func upCommand() *cli.Command {
 			"cluster, or resuming the one already under --data-dir/up) and a worker that runs\n" +
 			"its jobs; the same code paths as a real cluster. State lives under\n" +
 			"--data-dir/up/coordinator, the worker's files under --data-dir/up/worker. The\n" +
-			"other commands reach it at the default --coordinator address.\n\n" +
+			"other commands reach it at the default --coordinator address. The coordinator and\n" +
+			"the worker also gossip with each other on free 127.0.0.1 ports, as a cluster started\n" +
+			"with --gossip-addr does (see `trainctl coordinator --help`), so that a worker's\n" +
+			"graceful stop is seen at once.\n\n" +
 			"With --demo it also generates a small synthetic dataset, uploads it, submits a\n" +
 			"short training job and prints its progress until it finishes.\n" +
 			"Ctrl-C stops it: a running job is checkpointed and handed back, then the\n" +
@@ -80,23 +84,27 @@ func runUp(c *cli.Context) error {
 	cfg.Bootstrap = true // ignored when the data dir holds Raft state
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.FlightAddr = c.String("http-addr"), c.String("raft-addr"), c.String("flight-addr")
 	cfg.Logger = logger
+	g := upGossip()
+	cfg.Gossip = &g
 	ctx := c.Context
 	srv, err := coordinator.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("up: coordinator: %w", err)
 	}
 	defer srv.Shutdown()
+	wg := upGossip()
+	wg.Join = []string{srv.GossipAddr()}
 	agent, err := worker.NewAgent(worker.AgentConfig{
 		ID: "up-worker", Coordinators: []string{srv.HTTPAddr()}, Cores: c.Int("cores"),
 		WorkDir: filepath.Join(root, "worker"), Grace: c.Duration("grace"), HeartbeatInterval: defaultAgentHeartbeat,
-		Store: srv.DatasetStore(), Logger: logger,
+		Store: srv.DatasetStore(), Logger: logger, Gossip: &wg,
 	})
 	if err != nil {
 		return err
 	}
 	w := c.App.Writer
-	fmt.Fprintf(w, "trainctl up: coordinator API http://%s (raft %s, datasets over Flight at %s), worker up-worker\n",
-		srv.HTTPAddr(), srv.RaftAddr(), srv.FlightAddr())
+	fmt.Fprintf(w, "trainctl up: coordinator API http://%s (raft %s, datasets over Flight at %s, gossip %s), worker up-worker\n",
+		srv.HTTPAddr(), srv.RaftAddr(), srv.FlightAddr(), srv.GossipAddr())
 	fmt.Fprintf(w, "state under %s; other commands: --coordinator %s (or TRAINCTL_COORDINATOR); Ctrl-C to stop\n", root, srv.HTTPAddr())
 
 	demoDone := make(chan error, 1)
@@ -118,6 +126,14 @@ func runUp(c *cli.Context) error {
 	}
 	fmt.Fprintln(w, "trainctl up: stopped")
 	return nil
+}
+
+// upGossip is the gossip configuration of `trainctl up`'s coordinator and
+// worker: the loopback interface, any free port.
+func upGossip() membership.Config {
+	g := membership.DefaultConfig()
+	g.BindAddr, g.BindPort = "127.0.0.1", 0
+	return g
 }
 
 // runDemo generates a small dataset in its own store under dir, uploads

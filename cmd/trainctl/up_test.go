@@ -30,7 +30,10 @@ func upWait(t *testing.T, timeout time.Duration, what string, cond func() error)
 	}
 }
 
-var upAddrRE = regexp.MustCompile(`coordinator API http://(\S+) `)
+var (
+	upAddrRE   = regexp.MustCompile(`coordinator API http://(\S+) `)
+	upGossipRE = regexp.MustCompile(`^127\.0\.0\.1:\d+$`)
+)
 
 // TestUp starts `trainctl up` on free ports: it prints its addresses, its
 // worker registers with the coordinator, a dataset pushed with `trainctl
@@ -71,8 +74,16 @@ func TestUp(t *testing.T) {
 		if len(ws) != 1 || ws[0].ID != "up-worker" || ws[0].Status != structs.WorkerAlive || ws[0].Meta.Cores != 2 {
 			return fmt.Errorf("workers %+v", ws)
 		}
+		// Listed at its gossip address: the worker gossips with the
+		// coordinator.
+		if !upGossipRE.MatchString(ws[0].Addr) {
+			return fmt.Errorf("worker address %q, want its gossip address", ws[0].Addr)
+		}
 		return nil
 	})
+	if !regexp.MustCompile(`, gossip 127\.0\.0\.1:\d+\)`).MatchString(out.String()) {
+		t.Errorf("no gossip address printed:\n%s", out.String())
+	}
 
 	// A dataset generated locally and pushed.
 	mustCtl2 := func(args ...string) string {

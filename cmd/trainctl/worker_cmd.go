@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,10 +31,12 @@ func workerCommand() *cli.Command {
 			"checkpoint and is handed back (reported preempted, resumed elsewhere from that\n" +
 			"checkpoint), all within --grace; then the worker exits.\n\n" +
 			"Its files live under --work-dir (default --data-dir/worker/ID). Logs go to stderr.\n\n" +
+			gossipHelp + "With gossip, the worker leaves it after handing its attempts back, within --grace.\n\n" +
 			"Examples:\n" +
 			"  trainctl worker --coordinator 127.0.0.1:7421 --id w1 --cores 2\n" +
-			"  trainctl worker --coordinator 10.0.0.1:7421,10.0.0.2:7421 --spot --zone eu-1a --grace 30s",
-		Flags: withClusterFlags(
+			"  trainctl worker --coordinator 10.0.0.1:7421,10.0.0.2:7421 --spot --zone eu-1a --grace 30s\n" +
+			"  trainctl worker --coordinator 127.0.0.1:7421 --id w1 --gossip-addr 127.0.0.1:0 --gossip-join 127.0.0.1:7946",
+		Flags: withClusterFlags(append([]cli.Flag{
 			&cli.StringFlag{Name: "id", Usage: "this worker's `ID` in the cluster (default: the host name)", EnvVars: []string{"TRAINCTL_WORKER_ID"}},
 			&cli.IntFlag{Name: "cores", Usage: "CPU cores the scheduler may fill", Value: runtime.NumCPU()},
 			&cli.IntFlag{Name: "gpus", Usage: "GPUs the scheduler may fill"},
@@ -44,7 +47,7 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "work-dir", Usage: "`DIR` for runs, downloaded checkpoints and the dataset cache (default --data-dir/worker/ID)"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
-		),
+		}, gossipFlags("gossip addresses `ADDR[,ADDR...]` of the coordinators (their --gossip-addr) to join; required with --gossip-addr")...)...),
 		Action: runWorker,
 	}
 }
@@ -84,6 +87,9 @@ func workerConfig(c *cli.Context) (worker.AgentConfig, error) {
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(dataDir(c), "worker", cfg.ID)
 	}
+	if cfg.Gossip, err = gossipConfig(c, "worker", true); err != nil {
+		return cfg, err
+	}
 	if cfg.Logger, err = coordinatorLogger(c); err != nil {
 		return cfg, fmt.Errorf("worker: %w", err)
 	}
@@ -99,7 +105,11 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger.Info("worker starting; Ctrl-C or SIGTERM to hand back and stop", "id", cfg.ID, "work_dir", cfg.WorkDir, "coordinators", cfg.Coordinators)
+	gossip := "off"
+	if cfg.Gossip != nil {
+		gossip = "join " + strings.Join(cfg.Gossip.Join, ",")
+	}
+	cfg.Logger.Info("worker starting; Ctrl-C or SIGTERM to hand back and stop", "id", cfg.ID, "work_dir", cfg.WorkDir, "coordinators", cfg.Coordinators, "gossip", gossip)
 	// c.Context ends on SIGTERM or Ctrl-C (main): the preemption notice.
 	return a.Run(c.Context)
 }
