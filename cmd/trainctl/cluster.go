@@ -62,38 +62,6 @@ func globalFlagHint(c *cli.Context, err error, _ bool) error {
 	return fmt.Errorf("%s: %w (see --help)", name, err)
 }
 
-// argsCheck, noClusterArgs and oneClusterArg check positional arguments
-// like noArgs and oneArg, naming the command by its full path (dataset.go's
-// flagAfterArgs says "trainctl dataset ...").
-func argsCheck(c *cli.Context) error {
-	for _, a := range c.Args().Slice() {
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			return fmt.Errorf("%s: flag %s must come before the arguments (%s [flags] %s)", c.Command.HelpName, a, c.Command.HelpName, c.Command.ArgsUsage)
-		}
-	}
-	return nil
-}
-
-func noClusterArgs(c *cli.Context) error {
-	if err := argsCheck(c); err != nil {
-		return err
-	}
-	if c.NArg() != 0 {
-		return fmt.Errorf("%s takes no arguments, got %q (see --help)", c.Command.HelpName, c.Args().Slice())
-	}
-	return nil
-}
-
-func oneClusterArg(c *cli.Context) (string, error) {
-	if err := argsCheck(c); err != nil {
-		return "", err
-	}
-	if c.NArg() != 1 {
-		return "", fmt.Errorf("%s wants one argument %s, got %d (see --help)", c.Command.HelpName, c.Command.ArgsUsage, c.NArg())
-	}
-	return c.Args().First(), nil
-}
-
 // withClusterFlags returns flags followed by the cluster flags.
 func withClusterFlags(flags ...cli.Flag) []cli.Flag { return append(flags, clusterFlags()...) }
 
@@ -240,7 +208,7 @@ func clusterStatusCommand() *cli.Command {
 			"  trainctl -o json cluster status",
 		Flags: clusterFlags(),
 		Action: func(c *cli.Context) error {
-			if err := noClusterArgs(c); err != nil {
+			if err := noArgs(c); err != nil {
 				return err
 			}
 			p, err := newPrinter(c)

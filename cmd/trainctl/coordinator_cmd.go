@@ -79,7 +79,7 @@ var nodeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // checks everything that can be checked before starting.
 func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 	cfg := coordinator.DefaultConfig()
-	if err := noClusterArgs(c); err != nil {
+	if err := noArgs(c); err != nil {
 		return cfg, err
 	}
 	cfg.NodeID = c.String("node-id")

@@ -48,39 +48,6 @@ func openStore(c *cli.Context) (*dataset.Store, error) {
 	return dataset.OpenStore(dataset.StoreDir(dataDir(c)))
 }
 
-// flagAfterArgs catches a flag given after a positional argument, which
-// urfave/cli leaves unparsed as one more argument.
-func flagAfterArgs(c *cli.Context) error {
-	for _, a := range c.Args().Slice() {
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			return fmt.Errorf("%s: flag %s must come before the arguments (trainctl dataset %s [flags] %s)", c.Command.Name, a, c.Command.Name, c.Command.ArgsUsage)
-		}
-	}
-	return nil
-}
-
-// noArgs and oneArg check positional arguments with a message that says
-// what the command wants.
-func noArgs(c *cli.Context) error {
-	if err := flagAfterArgs(c); err != nil {
-		return err
-	}
-	if c.NArg() != 0 {
-		return fmt.Errorf("%s takes no arguments, got %q (see --help)", c.Command.Name, c.Args().Slice())
-	}
-	return nil
-}
-
-func oneArg(c *cli.Context) (string, error) {
-	if err := flagAfterArgs(c); err != nil {
-		return "", err
-	}
-	if c.NArg() != 1 {
-		return "", fmt.Errorf("%s wants one argument %s, got %d (see --help)", c.Command.Name, c.Command.ArgsUsage, c.NArg())
-	}
-	return c.Args().First(), nil
-}
-
 func datasetGenCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "gen",

@@ -30,7 +30,7 @@ func datasetPushCommand() *cli.Command {
 			"  trainctl dataset push --coordinator 127.0.0.1:7421 shapes@v1",
 		Flags: withClusterFlags(),
 		Action: func(c *cli.Context) error {
-			ref, err := oneClusterArg(c)
+			ref, err := oneArg(c)
 			if err != nil {
 				return err
 			}

@@ -82,7 +82,7 @@ func submitCommand() *cli.Command {
 }
 
 func runSubmit(c *cli.Context) error {
-	if err := noClusterArgs(c); err != nil {
+	if err := noArgs(c); err != nil {
 		return err
 	}
 	p, err := newPrinter(c)
@@ -291,7 +291,7 @@ func jobsLsCommand() *cli.Command {
 			&cli.StringFlag{Name: "state", Usage: "only jobs in `STATE`: pending, running, succeeded, failed or cancelled"},
 		),
 		Action: func(c *cli.Context) error {
-			if err := noClusterArgs(c); err != nil {
+			if err := noArgs(c); err != nil {
 				return err
 			}
 			p, err := newPrinter(c)
@@ -343,7 +343,7 @@ func jobsGetCommand() *cli.Command {
 		Description:  "Example:\n  trainctl jobs get 3f2a9c0d1e4b5a67\n  trainctl -o json jobs get 3f2a9c0d1e4b5a67",
 		Flags:        clusterFlags(),
 		Action: func(c *cli.Context) error {
-			id, err := oneClusterArg(c)
+			id, err := oneArg(c)
 			if err != nil {
 				return err
 			}
@@ -454,7 +454,7 @@ func jobsCancelCommand() *cli.Command {
 		Description:  "Example:\n  trainctl jobs cancel 3f2a9c0d1e4b5a67",
 		Flags:        clusterFlags(),
 		Action: func(c *cli.Context) error {
-			id, err := oneClusterArg(c)
+			id, err := oneArg(c)
 			if err != nil {
 				return err
 			}
@@ -568,7 +568,7 @@ func jobsLogsCommand() *cli.Command {
 }
 
 func runJobsLogs(c *cli.Context) error {
-	id, err := oneClusterArg(c)
+	id, err := oneArg(c)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func upCommand() *cli.Command {
 }
 
 func runUp(c *cli.Context) error {
-	if err := noClusterArgs(c); err != nil {
+	if err := noArgs(c); err != nil {
 		return err
 	}
 	logger, err := coordinatorLogger(c)

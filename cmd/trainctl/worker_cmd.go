@@ -55,7 +55,7 @@ func workerCommand() *cli.Command {
 // workerConfig builds the agent configuration from the flags.
 func workerConfig(c *cli.Context) (worker.AgentConfig, error) {
 	var cfg worker.AgentConfig
-	if err := noClusterArgs(c); err != nil {
+	if err := noArgs(c); err != nil {
 		return cfg, err
 	}
 	addrs, err := coordinatorAddrs(c)

@@ -34,7 +34,7 @@ func workersLsCommand() *cli.Command {
 		Description:  "Example:\n  trainctl workers ls\n  trainctl -o json workers ls",
 		Flags:        clusterFlags(),
 		Action: func(c *cli.Context) error {
-			if err := noClusterArgs(c); err != nil {
+			if err := noArgs(c); err != nil {
 				return err
 			}
 			p, err := newPrinter(c)
@@ -78,7 +78,7 @@ func workersDrainCommand() *cli.Command {
 			"Example:\n  trainctl workers drain w-7c1e",
 		Flags: clusterFlags(),
 		Action: func(c *cli.Context) error {
-			id, err := oneClusterArg(c)
+			id, err := oneArg(c)
 			if err != nil {
 				return err
 			}
