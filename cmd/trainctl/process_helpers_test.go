@@ -2,10 +2,11 @@
 
 package main
 
-// Helpers of the real-process fault tests (process_test.go): build the
-// trainctl binary once per test binary, run `trainctl coordinator`
-// processes with their stderr in a file, kill them, and wait on
-// conditions with a deadline.
+// Helpers of the real-process fault tests (process_test.go,
+// process_worker_test.go): build the trainctl binary once per test binary,
+// run `trainctl coordinator` and `trainctl worker` processes with their
+// stderr in a file, signal and kill them, and wait on conditions with a
+// deadline. They take a testing.TB so that benchmarks can use them too.
 
 import (
 	"bytes"
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 // trainctlBinary builds ./cmd/trainctl once per test binary (CGO off, so it
 // needs no C toolchain) and returns the path of the executable. Tests that
 // run real processes call it; it skips them under -short.
-func trainctlBinary(t *testing.T) string {
+func trainctlBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real-process fault test; skipped under -short")
@@ -89,7 +90,7 @@ func moduleRoot() (string, error) {
 
 // procWait polls cond every 20 ms until it returns nil, failing the test
 // with cond's last error after timeout.
-func procWait(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func procWait(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -107,7 +108,7 @@ func procWait(t *testing.T, timeout time.Duration, what string, cond func() erro
 // coordProc is one `trainctl coordinator` process, restartable on its data
 // directory and addresses.
 type coordProc struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	id      string
 	dataDir string // the global --data-dir; state is under coordinator/<id>
@@ -133,7 +134,7 @@ var servingRE = regexp.MustCompile(`msg="serving; Ctrl-C to stop".* http=(\S+) r
 // or --join ADDRS) on free loopback ports and waits until it serves. The
 // process is SIGKILLed in cleanup; its stderr is printed if the test
 // failed.
-func startCoord(t *testing.T, bin, dataDir, id string, extra ...string) *coordProc {
+func startCoord(t testing.TB, bin, dataDir, id string, extra ...string) *coordProc {
 	t.Helper()
 	p := &coordProc{t: t, bin: bin, id: id, dataDir: dataDir,
 		logPath:  filepath.Join(t.TempDir(), id+".stderr"),
@@ -399,4 +400,126 @@ func waitSameState(t *testing.T, procs []*coordProc, wantJobs int) []*structs.Jo
 		return nil
 	})
 	return jobs
+}
+
+// workerProc is one `trainctl worker` process.
+type workerProc struct {
+	t       testing.TB
+	id      string
+	logPath string // its stderr (and stdout)
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited; then cmd.ProcessState is set
+}
+
+// workerRegisteredRE matches the line a worker logs once the coordinators
+// accepted its first registration.
+var workerRegisteredRE = regexp.MustCompile(`msg="worker registered"`)
+
+// startWorker starts `trainctl worker --id id --coordinator coordAddrs`
+// with the given extra flags (--cores, --grace, --heartbeat, ...), its
+// files under dataDir/worker/id, and waits until it has registered. The
+// process is SIGKILLed in cleanup; its stderr is printed if the test
+// failed.
+func startWorker(t testing.TB, bin, dataDir, coordAddrs, id string, extra ...string) *workerProc {
+	t.Helper()
+	p := &workerProc{t: t, id: id, logPath: filepath.Join(t.TempDir(), id+".stderr")}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.logPath)
+			if len(b) > maxLogTail {
+				b = append([]byte("[...]"), b[len(b)-maxLogTail:]...)
+			}
+			t.Logf("--- stderr of worker %s ---\n%s", p.id, b)
+		}
+	})
+	logf, err := os.Create(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	args := append([]string{"--data-dir", dataDir, "worker", "--coordinator", coordAddrs, "--id", id,
+		"--log-level", "info"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start worker %s: %v", id, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the exit status is in cmd.ProcessState
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+
+	procWait(t, 60*time.Second, "worker "+id+" to register", func() error {
+		b, err := os.ReadFile(p.logPath)
+		if err != nil {
+			return err
+		}
+		if workerRegisteredRE.Match(b) {
+			return nil
+		}
+		select {
+		case <-done:
+			t.Fatalf("worker %s exited (%v) before registering:\n%s", id, cmd.ProcessState, b)
+		default:
+		}
+		return errors.New("no registration line yet")
+	})
+	return p
+}
+
+// signal sends sig to the running process.
+func (p *workerProc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("worker %s is not running", p.id)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v to worker %s: %v", sig, p.id, err)
+	}
+}
+
+// waitExit waits up to timeout for the process to exit by itself and
+// returns its exit state, or nil if it is still running then.
+func (p *workerProc) waitExit(timeout time.Duration) *os.ProcessState {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return cmd.ProcessState
+	case <-time.After(timeout):
+		return nil
+	}
+}
+
+// kill SIGKILLs the process (if it has not exited) and waits for it to
+// exit.
+func (p *workerProc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill() // fails only if it has exited already
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.t.Errorf("worker %s (pid %d) did not exit 30s after SIGKILL", p.id, cmd.Process.Pid)
+	}
 }
