@@ -51,17 +51,17 @@ var failoverTimings = []struct {
 // with how the killed node comes back.
 var failoverKills = []struct {
 	name   string
-	kill   func(c *benchCluster, i int)
-	revive func(c *benchCluster, i int)
+	kill   func(c *testCluster, i int)
+	revive func(c *testCluster, i int)
 }{
 	// Shutdown, then a restart on the same data directory and addresses.
 	{"shutdown",
-		func(c *benchCluster, i int) { c.stop(i) },
-		func(c *benchCluster, i int) { c.start(i) }},
+		func(c *testCluster, i int) { c.stop(i) },
+		func(c *testCluster, i int) { c.start(i) }},
 	// Its Raft transport cut (its HTTP API stays up), then healed.
 	{"cut",
-		func(c *benchCluster, i int) { c.nodes[i].net.setCut(true) },
-		func(c *benchCluster, i int) { c.nodes[i].net.setCut(false) }},
+		func(c *testCluster, i int) { c.nodes[i].net.setCut(true) },
+		func(c *testCluster, i int) { c.nodes[i].net.setCut(false) }},
 }
 
 // failoverAck is a submission the failover writer had acknowledged.
@@ -106,8 +106,8 @@ func fastRetries(cfg *client.Config) {
 	cfg.RetryWait, cfg.MaxRetryWait = 10*time.Millisecond, 50*time.Millisecond
 }
 
-func benchFailover(b *testing.B, tune func(*Config), kill, revive func(*benchCluster, int), retries func(*client.Config)) {
-	c := newBenchCluster(b, 3, tune)
+func benchFailover(b *testing.B, tune func(*Config), kill, revive func(*testCluster, int), retries func(*client.Config)) {
+	c := newSettledCluster(b, 3, tune)
 	ctx, cancel := context.WithCancel(context.Background())
 	acks := make(chan failoverAck, 1<<14)
 	werr := make(chan error, 1)
@@ -202,7 +202,7 @@ func BenchmarkSubmit(b *testing.B) {
 		{"3-node/follower", 3, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := newBenchCluster(b, bc.voters, nil)
+			c := newSettledCluster(b, bc.voters, nil)
 			target := c.settled()
 			if bc.follower {
 				target = c.followers(target)[0]
@@ -281,7 +281,7 @@ func BenchmarkPlacements(b *testing.B) {
 func placeAll(b *testing.B, voters int) time.Duration {
 	b.StopTimer()
 	defer b.StartTimer()
-	c := newBenchCluster(b, voters, nil)
+	c := newSettledCluster(b, voters, nil)
 	defer func() {
 		for i := range c.nodes {
 			c.stop(i)

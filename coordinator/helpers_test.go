@@ -135,7 +135,7 @@ type node struct {
 }
 
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*node
 }
 
@@ -190,7 +190,7 @@ func (c *testCluster) stop(i int) {
 }
 
 // newCluster starts n servers: the first bootstraps, the others join it.
-func newCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+func newCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 	c := &testCluster{t: t}
 	for i := range n {
 		cfg := testConfig(fmt.Sprintf("c%d", i), t.TempDir())

@@ -16,7 +16,7 @@ import (
 
 // fakeWorker is a worker agent driven by a test through the HTTP API.
 type fakeWorker struct {
-	t    *testing.T
+	t    testing.TB
 	id   string
 	meta structs.WorkerMeta
 	cl   *client.Client
