@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,12 +39,12 @@ func (s *Server) setupRaft() (existing bool, err error) {
 	}
 	advertise := ln.Addr()
 	if s.cfg.RaftAdvertise != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", s.cfg.RaftAdvertise); err != nil {
+		if err := checkAdvertise(s.cfg.RaftAdvertise); err != nil {
 			ln.Close()
 			return false, fmt.Errorf("raft advertise address: %w", err)
 		}
-	}
-	if a, ok := advertise.(*net.TCPAddr); !ok || a.IP.IsUnspecified() {
+		advertise = advertiseAddr(s.cfg.RaftAdvertise)
+	} else if a, ok := advertise.(*net.TCPAddr); !ok || a.IP.IsUnspecified() {
 		ln.Close()
 		return false, fmt.Errorf("raft address %s is not advertisable: set RaftAdvertise", advertise)
 	}
@@ -107,3 +108,32 @@ func (t *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (n
 
 // Addr returns the advertised address.
 func (t *tcpStreamLayer) Addr() net.Addr { return t.advertise }
+
+// advertiseAddr is a Raft address as the operator gave it. A DNS name stays
+// a name in the Raft configuration and is resolved at every dial, so a
+// server that comes back on a new IP under the same name (a restarted pod
+// or container) is still reached; resolving it once at start would pin
+// the old IP in every peer's configuration for good.
+type advertiseAddr string
+
+// Network implements net.Addr.
+func (a advertiseAddr) Network() string { return "tcp" }
+
+// String implements net.Addr.
+func (a advertiseAddr) String() string { return string(a) }
+
+// checkAdvertise checks that addr is host:port with a numeric port and a
+// host other peers can dial (not empty, not an unspecified IP).
+func checkAdvertise(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number in 1..65535", addr, port)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q: host %q cannot be dialled by other servers", addr, host)
+	}
+	return nil
+}
