@@ -5,7 +5,7 @@ PKGS    ?= ./...
 # Benchmarks write their raw output here; BENCHMARKS.md quotes it.
 BENCHOUT ?= bench.out
 
-.PHONY: build test test-short bench demo lint fuzz clean
+.PHONY: build test test-short bench demo lint docker clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/trainctl
@@ -31,6 +31,12 @@ lint:
 	$(GO) vet $(PKGS)
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
 	"$$($(GO) env GOPATH)/bin/staticcheck" $(PKGS)
+
+# The FROM-scratch image around the static binary (deploy/Dockerfile); see
+# deploy/README.md for the compose cluster.
+IMAGE ?= trainctl:dev
+docker: build
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf bin $(BENCHOUT)
