@@ -117,11 +117,12 @@ type TrainConfig struct {
 	Dataset, DatasetVersion string
 
 	// OnStep is called after every step; OnEpoch after every epoch-end
-	// evaluation; OnCheckpoint after every checkpoint write. They run on the
-	// training goroutine, so they should be quick.
+	// evaluation; OnCheckpoint after every checkpoint write, with the global
+	// step and the 0-based epoch of the last step taken (as Progress.Epoch).
+	// They run on the training goroutine, so they should be quick.
 	OnStep       func(Progress)
 	OnEpoch      func(EpochReport)
-	OnCheckpoint func(path string, step int64)
+	OnCheckpoint func(path string, step int64, epoch int)
 	// Logger receives structured logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -679,6 +680,12 @@ func (t *trainRun) checkpoint(val *Metrics) error {
 	if err != nil {
 		return err
 	}
+	// The epoch of the last step: the reader stands at the next example,
+	// which is the start of the following epoch right after an epoch end.
+	epoch := c.Position.Epoch
+	if c.Position.Offset == 0 && epoch > 0 {
+		epoch--
+	}
 	latest := filepath.Join(t.cfg.CheckpointDir, LatestCheckpoint)
 	if err := WriteCheckpoint(latest, c); err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -686,7 +693,7 @@ func (t *trainRun) checkpoint(val *Metrics) error {
 	t.res.LastCheckpoint = latest
 	t.log.Info("checkpoint", "path", latest, "step", t.step)
 	if t.cfg.OnCheckpoint != nil {
-		t.cfg.OnCheckpoint(latest, t.step)
+		t.cfg.OnCheckpoint(latest, t.step, epoch)
 	}
 	if isBest {
 		best := filepath.Join(t.cfg.CheckpointDir, BestCheckpoint)
@@ -695,7 +702,7 @@ func (t *trainRun) checkpoint(val *Metrics) error {
 		}
 		t.res.BestCheckpoint = best
 		if t.cfg.OnCheckpoint != nil {
-			t.cfg.OnCheckpoint(best, t.step)
+			t.cfg.OnCheckpoint(best, t.step, epoch)
 		}
 	}
 	return nil

@@ -192,11 +192,13 @@ func TestTrainLearns(t *testing.T) {
 	var steps []Progress
 	var epochs []EpochReport
 	var saved []int64
+	var savedEpochs []int
 	cfg.OnStep = func(p Progress) { steps = append(steps, p) }
 	cfg.OnEpoch = func(r EpochReport) { epochs = append(epochs, r) }
-	cfg.OnCheckpoint = func(path string, step int64) {
+	cfg.OnCheckpoint = func(path string, step int64, epoch int) {
 		if filepath.Base(path) == LatestCheckpoint {
 			saved = append(saved, step)
+			savedEpochs = append(savedEpochs, epoch)
 		}
 	}
 	res, err := Train(context.Background(), v, cfg)
@@ -212,6 +214,12 @@ func TestTrainLearns(t *testing.T) {
 	}
 	// Every 3 steps, and at each epoch end (every 8).
 	wantSaved := []int64{3, 6, 8, 9, 12, 15, 16, 18, 21, 24, 27, 30, 32, 33, 36, 39, 40, 42, 45, 48}
+	// Each checkpoint's epoch is that of its last step (8 steps an epoch).
+	for i, step := range saved {
+		if want := int((step - 1) / 8); i < len(savedEpochs) && savedEpochs[i] != want {
+			t.Errorf("checkpoint at step %d reported epoch %d, want %d", step, savedEpochs[i], want)
+		}
+	}
 	if !equalInts(saved, wantSaved) {
 		t.Fatalf("checkpoints at steps %v, want %v", saved, wantSaved)
 	}

@@ -615,7 +615,7 @@ func (s *agentSink) Put(ctx context.Context, c Checkpoint) error {
 		return fmt.Errorf("upload checkpoint step %d: %w", c.Step, errors.Join(errs...))
 	}
 	if _, err := s.a.api.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{
-		Digest: digest, JobID: c.JobID, Attempt: c.Attempt, Step: c.Step,
+		Digest: digest, JobID: c.JobID, Attempt: c.Attempt, Step: c.Step, Epoch: c.Epoch,
 	}); err != nil {
 		return fmt.Errorf("register checkpoint step %d: %w", c.Step, err)
 	}

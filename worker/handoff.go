@@ -30,8 +30,10 @@ type Checkpoint struct {
 	JobID   string `json:"job_id"`
 	Attempt int    `json:"attempt"`
 	Rank    int    `json:"rank"`
-	// Step is the global step the checkpoint was taken at.
-	Step int64 `json:"step"`
+	// Step is the global step the checkpoint was taken at, and Epoch the
+	// 0-based epoch of that step.
+	Step  int64 `json:"step"`
+	Epoch int   `json:"epoch"`
 	// Latest marks the newest training state: where a next attempt
 	// resumes. Best marks the best val mean IoU so far: what serving
 	// loads. One checkpoint can be both.
@@ -78,7 +80,7 @@ func newHandoff(sink CheckpointSink, ident Checkpoint, dir string, log *slog.Log
 
 // add is trainer.TrainConfig.OnCheckpoint: it queues the file just
 // written at path.
-func (h *handoff) add(path string, step int64) {
+func (h *handoff) add(path string, step int64, epoch int) {
 	best := filepath.Base(path) == trainer.BestCheckpoint
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -108,7 +110,7 @@ func (h *handoff) add(path string, step int64) {
 	}
 	h.supersedeLocked(!best, best)
 	c := h.ident
-	c.Step, c.Latest, c.Best, c.Path = step, !best, best, link
+	c.Step, c.Epoch, c.Latest, c.Best, c.Path = step, epoch, !best, best, link
 	h.pending = append(h.pending, c)
 	select {
 	case h.wake <- struct{}{}:

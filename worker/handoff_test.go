@@ -49,14 +49,14 @@ func TestHandoff(t *testing.T) {
 	defer cancel()
 	go h.run(ctx)
 
-	h.add(write(trainer.LatestCheckpoint, 1), 1)
+	h.add(write(trainer.LatestCheckpoint, 1), 1, 0)
 	<-busy // the sink is uploading step 1
 	for s := int64(2); s <= 4; s++ {
-		h.add(write(trainer.LatestCheckpoint, s), s)
+		h.add(write(trainer.LatestCheckpoint, s), s, int(s/2))
 	}
-	h.add(write(trainer.BestCheckpoint, 4), 4) // rides on latest 4
-	h.add(write(trainer.LatestCheckpoint, 5), 5)
-	h.add(write(trainer.LatestCheckpoint, 6), 6)
+	h.add(write(trainer.BestCheckpoint, 4), 4, 2) // rides on latest 4
+	h.add(write(trainer.LatestCheckpoint, 5), 5, 2)
+	h.add(write(trainer.LatestCheckpoint, 6), 6, 3)
 	close(release)
 	h.close()
 	<-h.done
@@ -64,14 +64,15 @@ func TestHandoff(t *testing.T) {
 	got := sink.checkpoints()
 	type ck struct {
 		step         int64
+		epoch        int
 		latest, best bool
 	}
-	want := []ck{{1, true, false}, {4, false, true}, {6, true, false}}
+	want := []ck{{1, 0, true, false}, {4, 2, false, true}, {6, 3, true, false}}
 	if len(got) != len(want) {
 		t.Fatalf("sink got %+v, want steps %v", got, want)
 	}
 	for i, w := range want {
-		if c := got[i]; c.Step != w.step || c.Latest != w.latest || c.Best != w.best || c.JobID != "j" || c.Attempt != 2 {
+		if c := got[i]; c.Step != w.step || c.Epoch != w.epoch || c.Latest != w.latest || c.Best != w.best || c.JobID != "j" || c.Attempt != 2 {
 			t.Errorf("checkpoint %d: %+v, want %+v", i, c, w)
 		}
 	}
@@ -86,7 +87,7 @@ func TestHandoff(t *testing.T) {
 	// A failed Put leaves the newest latest unaccepted.
 	h2 := newHandoff(sink, Checkpoint{JobID: "j", Attempt: 2}, dir, quietLogger())
 	go h2.run(ctx)
-	h2.add(write(trainer.LatestCheckpoint, 7), 7)
+	h2.add(write(trainer.LatestCheckpoint, 7), 7, 3)
 	h2.close()
 	<-h2.done
 	if err := h2.check(false); !errors.Is(err, ErrHandoff) {
