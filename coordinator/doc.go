@@ -15,7 +15,7 @@
 //	*_endpoint.go the handlers, by resource (attempt_endpoint.go: what workers
 //	              report: attempts, metrics, checkpoints)
 //	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
-//	              JobPlace, and ending attempts through scheduler.NextAttempt
+//	              one JobPlaceBatch entry per pass, and ending attempts through scheduler.NextAttempt
 //	lease.go      leader: worker leases; expired workers are marked dead and
 //	              their attempts requeued
 //	members.go    gossip (coordinator/membership): every server drains events,

@@ -41,9 +41,13 @@ func (s *Server) runScheduler(ctx context.Context) {
 }
 
 // schedulePass runs scheduler.Schedule over the pending jobs and the
-// workers of the state store and commits each placement as a JobPlace
-// command, resuming from the job's latest checkpoint. A placement the state
-// no longer admits (a conflict) is skipped; the next pass sees the new state.
+// workers of the state store and commits all its placements as one
+// JobPlaceBatch command (one Raft entry, one fsync), each resuming from the
+// job's latest checkpoint. The FSM applies them in order and validates each
+// as a JobPlace; a placement the state no longer admits (a conflict) is
+// skipped without failing the others, and the next pass sees the new state.
+// Any other placement error is returned after the rest of the batch is
+// logged, as a JobPlace error used to end the pass.
 func (s *Server) schedulePass(ctx context.Context) error {
 	var (
 		jobs    []scheduler.Job
@@ -76,32 +80,52 @@ func (s *Server) schedulePass(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
+	for _, p := range res.Pending {
+		s.log.Debug("job waits", "job", p.JobID, "cause", p.Cause, "reason", p.Reason)
+	}
+	if len(res.Placements) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	batch := &structs.JobPlaceBatchRequest{Places: make([]structs.JobPlaceRequest, 0, len(res.Placements))}
 	for _, p := range res.Placements {
 		j := pending[p.JobID]
-		req := &structs.JobPlaceRequest{
+		req := structs.JobPlaceRequest{
 			JobID:      j.ID,
 			Attempt:    len(j.Attempts) + 1,
 			ResumeFrom: j.LatestCheckpoint,
-			Time:       time.Now().UTC(),
+			Time:       now,
 		}
 		per := structs.Resources{Cores: j.Spec.Resources.CPUsPerRank, GPUs: j.Spec.Resources.GPUsPerRank}
 		for rank, node := range p.Nodes {
 			req.Placements = append(req.Placements, structs.Placement{Rank: rank, WorkerID: node, Resources: per})
 		}
-		_, err := s.raftApply(ctx, structs.JobPlaceRequestType, req)
+		batch.Places = append(batch.Places, req)
+	}
+	resp, err := s.raftApply(ctx, structs.JobPlaceBatchRequestType, batch)
+	if err != nil {
+		return fmt.Errorf("place %d jobs: %w", len(batch.Places), err)
+	}
+	br, ok := resp.(*structs.JobPlaceBatchResponse)
+	if !ok || len(br.Results) != len(batch.Places) {
+		return fmt.Errorf("place %d jobs: unexpected response %T", len(batch.Places), resp)
+	}
+	var firstErr error
+	for i, r := range br.Results {
+		req := &batch.Places[i]
 		switch {
-		case err == nil:
-			s.log.Info("placed job", "job", j.ID, "attempt", req.Attempt, "nodes", p.Nodes, "resume_from", req.ResumeFrom)
-		case errors.Is(err, structs.ErrConflict), errors.Is(err, structs.ErrNotFound):
-			s.log.Debug("placement no longer fits", "job", j.ID, "err", err)
+		case r.Err == nil:
+			s.log.Info("placed job", "job", req.JobID, "attempt", req.Attempt, "nodes", res.Placements[i].Nodes, "resume_from", req.ResumeFrom)
+		case errors.Is(r.Err, structs.ErrConflict), errors.Is(r.Err, structs.ErrNotFound):
+			s.log.Debug("placement no longer fits", "job", req.JobID, "err", r.Err)
 		default:
-			return fmt.Errorf("place job %s: %w", j.ID, err)
+			s.log.Warn("placement rejected", "job", req.JobID, "err", r.Err)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("place job %s: %w", req.JobID, r.Err)
+			}
 		}
 	}
-	for _, p := range res.Pending {
-		s.log.Debug("job waits", "job", p.JobID, "cause", p.Cause, "reason", p.Reason)
-	}
-	return nil
+	return firstErr
 }
 
 // schedulerNode is a worker as the scheduler sees it.

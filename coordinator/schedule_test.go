@@ -300,6 +300,31 @@ func TestPriorityOrdersPlacements(t *testing.T) {
 	w.assignment(jl.ID, 1)
 }
 
+// TestPassCommitsOneEntry: the placements of one pass are one JobPlaceBatch
+// entry, so every assignment it made has the same CreateIndex.
+func TestPassCommitsOneEntry(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	s := c.nodes[0].srv
+	cl := c.client()
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, submit(t, cl, testSpec(fmt.Sprintf("batch-%d", i))).ID)
+	}
+	c.addWorker("w1", 4) // room for all three: the pass it kicks places them
+	for _, id := range ids {
+		waitJob(t, s, id, "running", inState(structs.JobRunning))
+	}
+	as := s.State().Assignments("w1")
+	if len(as) != 3 {
+		t.Fatalf("assignments %+v, want 3", as)
+	}
+	for _, a := range as[1:] {
+		if a.CreateIndex != as[0].CreateIndex {
+			t.Fatalf("assignments created at indexes %d and %d, want one entry", as[0].CreateIndex, a.CreateIndex)
+		}
+	}
+}
+
 func TestSchedulingSurvivesFailover(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	w := c.addWorker("w1", 2)

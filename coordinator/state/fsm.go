@@ -66,6 +66,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return apply(l.Index, payload, f.store.registerDataset)
 	case structs.ServerRegisterRequestType:
 		return apply(l.Index, payload, f.store.registerServer)
+	case structs.JobPlaceBatchRequestType:
+		return apply(l.Index, payload, f.store.placeJobs)
 	}
 	if ignoreUnknown {
 		f.log.Warn("skipping unknown command type", "type", uint8(t), "index", l.Index)

@@ -387,3 +387,137 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 		})
 	}
 }
+
+// batchLog submits three jobs on two 4-core workers and places them in one
+// JobPlaceBatch whose second and fourth placements do not fit; the last
+// command is a batch of one placement that fails.
+func batchLog() []step {
+	cpu4 := structs.WorkerMeta{Cores: 4, Zone: "a", Version: "test"}
+	two := structs.Resources{Cores: 2}
+	three := structs.Resources{Cores: 3}
+	return []step{
+		{name: "w1", typ: structs.WorkerUpsertRequestType, req: &structs.WorkerUpsertRequest{ID: "w1", Meta: cpu4, Time: t0}},
+		{name: "w2", typ: structs.WorkerUpsertRequestType, req: &structs.WorkerUpsertRequest{ID: "w2", Meta: cpu4, Time: t0}},
+		{name: "j1", typ: structs.JobSubmitRequestType, req: &structs.JobSubmitRequest{JobID: "j1", Spec: testSpec("one"), SubmitTime: t0}},
+		{name: "j2", typ: structs.JobSubmitRequestType, req: &structs.JobSubmitRequest{JobID: "j2", Spec: testSpec("two"), SubmitTime: t0}},
+		{name: "j3", typ: structs.JobSubmitRequestType, req: &structs.JobSubmitRequest{JobID: "j3", Spec: testSpec("three"), SubmitTime: t0}},
+		{name: "batch", typ: structs.JobPlaceBatchRequestType,
+			req: &structs.JobPlaceBatchRequest{Places: []structs.JobPlaceRequest{
+				{JobID: "j1", Attempt: 1, Placements: []structs.Placement{{Rank: 0, WorkerID: "w1", Resources: three}}, Time: t0},
+				// w1 has 1 core left after j1: a conflict, skipped.
+				{JobID: "j2", Attempt: 1, Placements: []structs.Placement{{Rank: 0, WorkerID: "w1", Resources: two}}, Time: t0},
+				{JobID: "j3", Attempt: 1, ResumeFrom: "c0", Placements: []structs.Placement{
+					{Rank: 1, WorkerID: "w2", Resources: two}, {Rank: 0, WorkerID: "w2", Resources: two}}, Time: t0},
+				// j1 is running now: a conflict.
+				{JobID: "j1", Attempt: 1, Placements: []structs.Placement{{Rank: 0, WorkerID: "w2", Resources: two}}, Time: t0},
+				{JobID: "nope", Attempt: 1, Placements: []structs.Placement{{Rank: 0, WorkerID: "w2"}}, Time: t0},
+				{JobID: "j2", Attempt: 1, Placements: []structs.Placement{{Rank: 1, WorkerID: "w2"}}, Time: t0},
+			}},
+			check: func(t *testing.T, s *Store, resp any) {
+				br, ok := resp.(*structs.JobPlaceBatchResponse)
+				if !ok || len(br.Results) != 6 {
+					t.Fatalf("resp = %#v", resp)
+				}
+				want := []error{nil, structs.ErrConflict, nil, structs.ErrConflict, structs.ErrNotFound, structs.ErrInvalid}
+				for i, r := range br.Results {
+					if w := want[i]; (w == nil) != (r.Err == nil) || (w != nil && !errors.Is(r.Err, w)) || (w == nil) != (r.Job != nil) {
+						t.Errorf("results[%d] = %+v, want error %v", i, r, w)
+					}
+				}
+				if j := job(t, s, "j1"); j.State != structs.JobRunning || j.Attempts[0].Nodes[0] != "w1" || j.ModifyIndex != 6 {
+					t.Fatalf("j1 = %+v", j)
+				}
+				if j := job(t, s, "j2"); j.State != structs.JobPending || len(j.Attempts) != 0 || j.ModifyIndex != 4 {
+					t.Fatalf("j2 = %+v", j)
+				}
+				if j := job(t, s, "j3"); j.State != structs.JobRunning || j.Attempts[0].ResumeFrom != "c0" || len(j.Attempts[0].Nodes) != 2 {
+					t.Fatalf("j3 = %+v", j)
+				}
+				if w1, w2 := worker(t, s, "w1"), worker(t, s, "w2"); w1.Free.Cores != 1 || w2.Free.Cores != 0 {
+					t.Fatalf("free: w1 %+v, w2 %+v", w1.Free, w2.Free)
+				}
+				if as := s.Assignments(""); len(as) != 3 {
+					t.Fatalf("assignments = %+v", as)
+				}
+			}},
+		{name: "j2 does not fit anywhere", typ: structs.JobPlaceBatchRequestType,
+			req: &structs.JobPlaceBatchRequest{Places: []structs.JobPlaceRequest{
+				{JobID: "j2", Attempt: 1, Placements: []structs.Placement{{Rank: 0, WorkerID: "w2", Resources: two}}, Time: t0}}},
+			check: func(t *testing.T, s *Store, resp any) {
+				if br := resp.(*structs.JobPlaceBatchResponse); !errors.Is(br.Results[0].Err, structs.ErrConflict) {
+					t.Fatalf("resp = %+v", br.Results)
+				}
+				if s.Index() != 6 {
+					t.Fatalf("index %d after a batch that placed nothing, want 6", s.Index())
+				}
+			}},
+		{name: "empty batch", typ: structs.JobPlaceBatchRequestType, req: &structs.JobPlaceBatchRequest{}, wantErr: structs.ErrInvalid},
+		{name: "batch with an unknown field", raw: append([]byte{byte(structs.JobPlaceBatchRequestType)}, `{"places":[{"job_id":"j2","x":1}]}`...), wantErr: structs.ErrInvalid},
+	}
+}
+
+func TestApplyPlaceBatch(t *testing.T) {
+	runLog(t, NewFSM(quietLogger()), batchLog(), true)
+}
+
+// TestPlaceBatchMatchesSingles: a batch leaves the same jobs, workers and
+// assignments as the same placements applied as JobPlace entries, apart
+// from the indexes.
+func TestPlaceBatchMatchesSingles(t *testing.T) {
+	steps := batchLog()[:6]
+	batched := NewFSM(quietLogger())
+	runLog(t, batched, steps, false)
+	single := NewFSM(quietLogger())
+	runLog(t, single, steps[:5], false)
+	for _, p := range steps[5].req.(*structs.JobPlaceBatchRequest).Places {
+		single.Apply(entry(t, 6, structs.JobPlaceRequestType, &p))
+	}
+	if a, b := encodeState(t, batched.State()), encodeState(t, single.State()); !bytes.Equal(a, b) {
+		t.Fatalf("states differ:\n%s\n%s", a, b)
+	}
+}
+
+func TestApplyPlaceBatchDeterministic(t *testing.T) {
+	steps := append(lifecycle(), batchLog()...)
+	a, b := NewFSM(quietLogger()), NewFSM(quietLogger())
+	logs := runLog(t, a, steps, false)
+	for _, l := range logs {
+		b.Apply(l)
+	}
+	if sa, sb := encodeState(t, a.State()), encodeState(t, b.State()); !bytes.Equal(sa, sb) {
+		t.Fatalf("states differ:\n%s\n%s", sa, sb)
+	}
+}
+
+func TestSnapshotRestorePlaceBatch(t *testing.T) {
+	steps := batchLog()
+	src := NewFSM(quietLogger())
+	runLog(t, src, steps[:6], false)
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := NewFSM(quietLogger())
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got := encodeState(t, dst.State()); !bytes.Equal(got, sink.Bytes()) {
+		t.Fatalf("restored state differs from the snapshot:\n%s\n%s", got, sink.Bytes())
+	}
+	// The rest of the log, applied to both, gives the same state.
+	for i, st := range steps[6:] {
+		l := &raft.Log{Index: uint64(7 + i), Term: 1, Type: raft.LogCommand, Data: st.raw}
+		if st.raw == nil {
+			l = entry(t, uint64(7+i), st.typ, st.req)
+		}
+		src.Apply(l)
+		dst.Apply(l)
+	}
+	if a, b := encodeState(t, src.State()), encodeState(t, dst.State()); !bytes.Equal(a, b) {
+		t.Fatalf("states differ after restore:\n%s\n%s", a, b)
+	}
+}

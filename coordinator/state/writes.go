@@ -71,6 +71,32 @@ func (s *Store) cancelJob(index uint64, req *structs.JobCancelRequest) (*structs
 func (s *Store) placeJob(index uint64, req *structs.JobPlaceRequest) (*structs.Job, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.placeJobLocked(index, req)
+}
+
+// placeJobs applies the placements of a batch in order, each as placeJob
+// would against the state the ones before it left. A placement that fails
+// changes nothing and its error is its result; it does not stop the others.
+// Only a batch with no placements is an error as a whole.
+func (s *Store) placeJobs(index uint64, req *structs.JobPlaceBatchRequest) (*structs.JobPlaceBatchResponse, error) {
+	if len(req.Places) == 0 {
+		return nil, fmt.Errorf("place jobs: places: %w: empty", structs.ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &structs.JobPlaceBatchResponse{Results: make([]structs.JobPlaceResult, len(req.Places))}
+	for i := range req.Places {
+		j, err := s.placeJobLocked(index, &req.Places[i])
+		if err != nil {
+			err = fmt.Errorf("places[%d]: %w", i, err)
+		}
+		resp.Results[i] = structs.JobPlaceResult{Job: j, Err: err}
+	}
+	return resp, nil
+}
+
+// placeJobLocked is placeJob; callers hold the lock.
+func (s *Store) placeJobLocked(index uint64, req *structs.JobPlaceRequest) (*structs.Job, error) {
 	old, ok := s.t.jobs[req.JobID]
 	if !ok {
 		return nil, fmt.Errorf("place job %q: %w", req.JobID, structs.ErrNotFound)

@@ -29,6 +29,7 @@ const (
 	WorkerDrainRequestType        MessageType = 9
 	DatasetRegisterRequestType    MessageType = 10
 	ServerRegisterRequestType     MessageType = 11
+	JobPlaceBatchRequestType      MessageType = 12
 )
 
 // IgnoreUnknownTypeFlag is set on a message type whose command may be skipped
@@ -62,6 +63,8 @@ func (t MessageType) String() string {
 		return "DatasetRegister"
 	case ServerRegisterRequestType:
 		return "ServerRegister"
+	case JobPlaceBatchRequestType:
+		return "JobPlaceBatch"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -92,6 +95,28 @@ type JobPlaceRequest struct {
 	Placements []Placement `json:"placements"`
 	ResumeFrom string      `json:"resume_from,omitempty"`
 	Time       time.Time   `json:"time"`
+}
+
+// JobPlaceBatchRequest is the placements of one scheduling pass in one
+// entry. They are applied in order, each validated exactly as a JobPlace
+// request against the state the ones before it left; one that does not fit
+// is skipped (its error goes into the response) and does not stop the
+// others. The response is a *JobPlaceBatchResponse.
+type JobPlaceBatchRequest struct {
+	Places []JobPlaceRequest `json:"places"`
+}
+
+// JobPlaceBatchResponse is the FSM's answer to a JobPlaceBatchRequest, one
+// result per request, in the request's order. It is never encoded.
+type JobPlaceBatchResponse struct {
+	Results []JobPlaceResult
+}
+
+// JobPlaceResult is the outcome of one placement of a batch: the placed job,
+// or the error a JobPlace request would have returned.
+type JobPlaceResult struct {
+	Job *Job
+	Err error
 }
 
 // AttemptUpdateRequest ends the running attempt of a job with an outcome

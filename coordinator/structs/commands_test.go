@@ -67,6 +67,9 @@ func TestMessageTypeString(t *testing.T) {
 	if got := (JobSubmitRequestType | IgnoreUnknownTypeFlag).String(); got != "JobSubmit" {
 		t.Errorf("String() = %q", got)
 	}
+	if got := JobPlaceBatchRequestType.String(); got != "JobPlaceBatch" || JobPlaceBatchRequestType != 12 {
+		t.Errorf("JobPlaceBatchRequestType = %d %q", uint8(JobPlaceBatchRequestType), got)
+	}
 	if got := MessageType(99).String(); got != "MessageType(99)" {
 		t.Errorf("String() = %q", got)
 	}
