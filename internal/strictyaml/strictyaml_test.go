@@ -1,0 +1,228 @@
+package strictyaml
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// target is what the test schema decodes into.
+type target struct {
+	Name  string
+	N     int
+	U     uint64
+	F     float64
+	B     bool
+	D     time.Duration
+	Inner struct{ X int }
+}
+
+// decode parses src with a Parser of intBits and the test schema, and
+// returns the target and the problems as "LINE: FIELD: MSG" lines.
+func decode(t *testing.T, src string, intBits int) (target, []string) {
+	t.Helper()
+	p := New("t.yaml", intBits)
+	var tg target
+	if root := p.Root([]byte(src), 1<<10, "a test spec", "empty test spec"); root != nil {
+		p.Mapping("", root, []Field{
+			{Name: "name", Set: func(path string, n *yaml.Node) { p.Str(path, n, &tg.Name) }},
+			{Name: "n", Set: func(path string, n *yaml.Node) { p.Int(path, n, &tg.N) }},
+			{Name: "u", Set: func(path string, n *yaml.Node) { p.Uint(path, n, &tg.U) }},
+			{Name: "f", Set: func(path string, n *yaml.Node) { p.Float(path, n, &tg.F) }},
+			{Name: "b", Set: func(path string, n *yaml.Node) { p.Bool(path, n, &tg.B) }},
+			{Name: "d", Set: func(path string, n *yaml.Node) { p.Duration(path, n, &tg.D) }},
+			{Name: "inner", Set: func(path string, n *yaml.Node) {
+				p.Mapping(path, n, []Field{
+					{Name: "x", Set: func(path string, n *yaml.Node) { p.Int(path, n, &tg.Inner.X) }},
+				})
+			}},
+		})
+	}
+	var got []string
+	for _, pr := range p.Problems() {
+		got = append(got, fmt.Sprintf("%d: %s: %s", pr.Line, pr.Field, pr.Msg))
+	}
+	return tg, got
+}
+
+func TestParserProblems(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		intBits int
+		want    []string
+	}{
+		{"valid", "name: a\nn: 3\nu: 4\nf: 1\nb: true\nd: 90s\ninner:\n  x: 2\n", 64, nil},
+		{"null leaves default", "name: ~\nn:\n", 64, nil},
+		{"unknown field", "name: a\nnmae: b\n", 64,
+			[]string{"2: nmae: unknown field (known: name, n, u, f, b, d, inner)"}},
+		{"nested unknown", "inner:\n  y: 1\n", 64, []string{"2: inner.y: unknown field (known: x)"}},
+		{"duplicate", "n: 1\nname: a\nn: 2\n", 64, []string{"3: n: duplicate field (first set on line 1)"}},
+		{"non-scalar key", "? [a]\n: 1\n", 64, []string{"1: : a list is not a field name"}},
+		{"string for int", "n: \"3\"\n", 64, []string{`1: n: "3" is not an integer`}},
+		{"float for int", "n: 1.5\n", 64, []string{"1: n: 1.5 is not an integer"}},
+		{"int32 bound", "n: 2147483648\n", 32, []string{"1: n: 2147483648 is out of range"}},
+		{"int32 max fits", "n: 2147483647\n", 32, nil},
+		{"int32 min fits", "n: -2147483648\n", 32, nil},
+		{"int64 fits", "n: 2147483648\n", 64, nil},
+		{"int64 bound", "n: 9223372036854775808\n", 64, []string{"1: n: 9223372036854775808 is out of range"}},
+		{"negative uint", "u: -1\n", 64, []string{"1: u: must be >= 0, got -1"}},
+		{"number for string", "name: 12\n", 64, []string{`1: name: 12 is not a string (quote it: "12")`}},
+		{"string for number", "f: fast\n", 64, []string{`1: f: "fast" is not a number`}},
+		{"yes is not bool", "b: yes\n", 64, []string{`1: b: "yes" is not a boolean (true or false)`}},
+		{"bad duration", "d: 5 minutes\n", 64, []string{`1: d: "5 minutes" is not a duration (like 90s, 10m or 1h30m)`}},
+		{"mapping for scalar", "n:\n  a: 1\n", 64, []string{"1: n: a mapping is not an integer"}},
+		{"scalar for mapping", "inner: 3\n", 64, []string{"1: inner: 3 is not a mapping"}},
+		{"sorted by line", "inner:\n  x: a\nn: b\nzz: 1\n", 64, []string{
+			`2: inner.x: "a" is not an integer`, `3: n: "b" is not an integer`,
+			"4: zz: unknown field (known: name, n, u, f, b, d, inner)"}},
+		{"alias", "base: &b 7\n", 64, []string{"1: base: unknown field (known: name, n, u, f, b, d, inner)"}},
+		{"empty", "", 64, []string{"0: : empty test spec"}},
+		{"null document", "~\n", 64, []string{"0: : empty test spec"}},
+		{"two documents", "n: 1\n---\nn: 2\n", 64, []string{"3: : a second YAML document; a test spec is one document"}},
+		{"syntax", "n: [1\n", 64, nil}, // checked below: a YAML syntax problem
+		{"too large", strings.Repeat("#", 1<<10+1), 64, []string{"0: : is larger than 1024 bytes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got := decode(t, tt.src, tt.intBits)
+			if tt.name == "syntax" {
+				if len(got) != 1 || !strings.Contains(got[0], ": : YAML syntax: ") {
+					t.Fatalf("got %q, want one YAML syntax problem", got)
+				}
+				return
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParserValues(t *testing.T) {
+	src := "name: a\nn: -5\nu: 18446744073709551615\nf: 2\nb: false\nd: 1h30m\ninner: &in\n  x: 9\n"
+	got, probs := decode(t, src, 64)
+	if probs != nil {
+		t.Fatalf("problems: %q", probs)
+	}
+	want := target{Name: "a", N: -5, U: 1<<64 - 1, F: 2, D: 90 * time.Minute}
+	want.Inner.X = 9
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestAliasResolved(t *testing.T) {
+	// An alias stands for its anchor's value, mapping and scalar alike.
+	p := New("t.yaml", 64)
+	root := p.Root([]byte("a: &v 4\nb: *v\n"), 1<<10, "x", "empty")
+	var a, b int
+	p.Mapping("", root, []Field{
+		{Name: "a", Set: func(path string, n *yaml.Node) { p.Int(path, n, &a) }},
+		{Name: "b", Set: func(path string, n *yaml.Node) { p.Int(path, n, &b) }},
+	})
+	if p.Count() != 0 || a != 4 || b != 4 {
+		t.Errorf("a=%d b=%d problems=%v, want 4 4 none", a, b, p.Problems())
+	}
+}
+
+func TestLinesAndFailed(t *testing.T) {
+	p := New("t.yaml", 64)
+	root := p.Root([]byte("inner:\n  x: bad\nname: a\n"), 1<<10, "x", "empty")
+	var x int
+	var name string
+	p.Mapping("", root, []Field{
+		{Name: "inner", Set: func(path string, n *yaml.Node) {
+			p.Mapping(path, n, []Field{{Name: "x", Set: func(path string, n *yaml.Node) { p.Int(path, n, &x) }}})
+		}},
+		{Name: "name", Set: func(path string, n *yaml.Node) { p.Str(path, n, &name) }},
+	})
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"Line(inner)", p.Line("inner"), 1}, // a block mapping points at its key
+		{"Line(inner.x)", p.Line("inner.x"), 2},
+		{"LineOf(inner.x.deep)", p.LineOf("inner.x.deep"), 2},
+		{"LineOf(missing)", p.LineOf("missing"), 0},
+		{"Failed(inner.x)", p.Failed("inner.x"), true},
+		{"Failed(name)", p.Failed("name"), false},
+		{"FailedUnder(inner)", p.FailedUnder("inner"), true},
+		{"FailedUnder(in)", p.FailedUnder("in"), false},
+		{"Count", p.Count(), 1},
+		{"File", p.File(), "t.yaml"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	p.MarkFailed("name")
+	p.SetLine("extra", 7)
+	if !p.Failed("name") || p.Line("extra") != 7 {
+		t.Errorf("MarkFailed/SetLine did not stick: failed=%v line=%d", p.Failed("name"), p.Line("extra"))
+	}
+}
+
+func TestEntries(t *testing.T) {
+	p := New("t.yaml", 64)
+	root := p.Root([]byte("a: 1\n[x]: 2\nb: 3\na: 4\n"), 1<<10, "x", "empty")
+	var keys []string
+	p.Entries("space", root, "parameter", func(fp string, k, v *yaml.Node) {
+		keys = append(keys, fp+"="+v.Value+"@"+strconv.Itoa(k.Line))
+	})
+	if want := []string{"space.a=1@1", "space.b=3@3"}; !slices.Equal(keys, want) {
+		t.Errorf("keys %q, want %q", keys, want)
+	}
+	var got []string
+	for _, pr := range p.Problems() {
+		got = append(got, fmt.Sprintf("%d: %s: %s", pr.Line, pr.Field, pr.Msg))
+	}
+	want := []string{"2: space: a list is not a parameter name", "4: space.a: duplicate parameter (first set on line 1)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, err := ReadFile(path, 4, "test spec")
+	if err != nil || string(data) != "01234" {
+		t.Errorf("ReadFile = %q, %v; want the first maxBytes+1 bytes", data, err)
+	}
+	_, err = ReadFile(filepath.Join(dir, "none.yaml"), 4, "test spec")
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "test spec: ") {
+		t.Errorf("missing file: err = %v, want a wrapped fs.ErrNotExist prefixed \"test spec: \"", err)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	tests := []struct {
+		n    *yaml.Node
+		want string
+	}{
+		{&yaml.Node{Kind: yaml.MappingNode}, "a mapping"},
+		{&yaml.Node{Kind: yaml.SequenceNode}, "a list"},
+		{&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "x"}, `"x"`},
+		{&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: "3"}, "3"},
+		{&yaml.Node{}, "an empty value"},
+	}
+	for _, tt := range tests {
+		if got := Describe(tt.n); got != tt.want {
+			t.Errorf("Describe(%+v) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+}
