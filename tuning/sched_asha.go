@@ -18,7 +18,12 @@ type ASHAConfig struct {
 // MLSys 2020), the form Ray Tune's ASHAScheduler implements: trials are not
 // paused and resumed by promotion; instead every trial trains on, and is
 // judged whenever it crosses a rung. The promotion-based variant of the
-// paper's Algorithm 2 is not implemented.
+// paper's Algorithm 2 is not implemented: it pauses a trial at each rung
+// and resumes it later if it ranks in the top 1/η, and the coordinator can
+// only continue, stop (cancel) or complete a trial. tuning/sim simulates
+// that variant for comparison; on its benchmark it needs about as much
+// budget as this one, and less when early results are noisier (see
+// BENCHMARKS.md).
 //
 // Rungs are at MinBudget·η^k for k = 0, 1, … strictly below MaxBudget
 // (rungs below GracePeriod are skipped). When a trial first reports a budget

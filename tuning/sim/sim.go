@@ -28,14 +28,18 @@ type Config struct {
 	// started once it is used up, and running trials stop at it (0: no
 	// bound; then MaxTrials must be set).
 	TotalBudget int
-	// HistoryBudgets, when set, makes the searcher's history budget-aware
-	// as in BOHB (Falkner et al. 2018): the searcher sees only the trials
-	// that reported at the largest of these budgets that at least
-	// HistoryMin trials have reached, each with its value there. Unset,
-	// it sees every trial with its latest value, whatever its budget.
-	HistoryBudgets []int
-	// HistoryMin is the number of trials a budget needs (default 10).
-	HistoryMin int
+	// History builds the searcher's history from the trials started so far
+	// (their reports in order) when a trial is suggested; nil means
+	// tuning.BestHistory minimising, what the controller does with fifo.
+	// Pass a tuning.Spec's SearchHistory to run the controller's rule for
+	// that spec (tuning.BudgetHistory under early stopping).
+	History func([]tuning.TrialRecord) []tuning.Observation
+	// Target, when > 0, ends the sweep at the first report whose
+	// noise-free error is at or below it: the budget a method needs to
+	// reach a quality can then be measured under a generous TotalBudget
+	// without simulating the rest of it. The reports before that point are
+	// the same as without Target.
+	Target float64
 }
 
 // Report is one epoch result as the controller saw it.
@@ -53,7 +57,9 @@ type Report struct {
 // Trace is what a simulated sweep did.
 type Trace struct {
 	Reports []Report
-	Trials  []tuning.Observation
+	// Trials has one Observation per trial started, with its latest value
+	// (not the searcher's history, which Config.History builds).
+	Trials []tuning.Observation
 	// Decisions counts scheduler calls; DecisionTime is their total real
 	// (not simulated) time, for controller overhead.
 	Decisions    int
@@ -92,7 +98,7 @@ type running struct {
 // Run simulates the sweep: MaxConcurrent workers each train one trial at a
 // time; every finished epoch is reported to the Scheduler, and a trial that
 // is stopped or completes frees its worker, which asks the Searcher for the
-// next trial's parameters given the history (each trial's latest value).
+// next trial's parameters given cfg.History of the trials started so far.
 // Events at the same simulated time are processed in trial order, so the
 // trace is a function of the config alone.
 func Run(cfg Config) (*Trace, error) {
@@ -115,21 +121,14 @@ func Run(cfg Config) (*Trace, error) {
 		}
 		cfg.Scheduler = f
 	}
-	if cfg.HistoryMin == 0 {
-		cfg.HistoryMin = 10
+	if cfg.History == nil {
+		cfg.History = func(trials []tuning.TrialRecord) []tuning.Observation {
+			return tuning.BestHistory(tuning.Minimize, trials)
+		}
 	}
 	tr := &Trace{}
 	var q events
-	// atBudget[k] holds the observations at cfg.HistoryBudgets[k].
-	atBudget := make([][]tuning.Observation, len(cfg.HistoryBudgets))
-	history := func() []tuning.Observation {
-		for k := len(atBudget) - 1; k >= 0; k-- {
-			if len(atBudget[k]) >= cfg.HistoryMin {
-				return atBudget[k]
-			}
-		}
-		return tr.Trials
-	}
+	var records []tuning.TrialRecord // what the searcher's history is built from
 	live := map[int]*running{}
 	used, reserved := 0, 0 // epochs finished; epochs started (incl. running)
 	canStart := func() bool {
@@ -138,11 +137,12 @@ func Run(cfg Config) (*Trace, error) {
 	}
 	start := func(now time.Duration) error {
 		n := len(tr.Trials)
-		p, err := cfg.Searcher.Suggest(n, history())
+		p, err := cfg.Searcher.Suggest(n, cfg.History(records[:n:n]))
 		if err != nil {
 			return fmt.Errorf("sim: suggest trial %d: %w", n, err)
 		}
 		tr.Trials = append(tr.Trials, tuning.Observation{Trial: n, Params: p})
+		records = append(records, tuning.TrialRecord{Trial: n, Params: p})
 		cv := cfg.Model.newCurve(n, p)
 		live[n] = &running{curve: cv}
 		reserved++
@@ -167,14 +167,14 @@ func Run(cfg Config) (*Trace, error) {
 		if d.Running() && rt.epoch >= cfg.MaxBudget {
 			d = tuning.DecisionComplete // a scheduler that would run past max
 		}
-		tr.Reports = append(tr.Reports, Report{Time: ev.at, Used: used, Result: r, Clean: rt.curve.clean(rt.epoch), Decision: d})
+		clean := rt.curve.clean(rt.epoch)
+		tr.Reports = append(tr.Reports, Report{Time: ev.at, Used: used, Result: r, Clean: clean, Decision: d})
+		if cfg.Target > 0 && clean <= cfg.Target {
+			return tr, nil
+		}
 		o := &tr.Trials[ev.trial]
 		o.Value, o.HasValue = r.Value, true
-		for k, b := range cfg.HistoryBudgets {
-			if b == r.Budget {
-				atBudget[k] = append(atBudget[k], *o)
-			}
-		}
+		records[ev.trial].Results = append(records[ev.trial].Results, r)
 		if d.Running() && (cfg.TotalBudget <= 0 || reserved < cfg.TotalBudget) {
 			reserved++
 			heap.Push(&q, event{at: ev.at + secs(rt.curve.epochSecs), trial: ev.trial})

@@ -101,42 +101,109 @@ func (r *recorder) Suggest(n int, h []tuning.Observation) (tuning.Params, error)
 	return r.Searcher.Suggest(n, h)
 }
 
-func TestRunBudgetAwareHistory(t *testing.T) {
-	s, err := tuning.NewRandom(Space(), 2)
-	if err != nil {
-		t.Fatal(err)
+// TestRunHistory: the searcher of trial n gets cfg.History of trials
+// 0..n-1 with exactly the reports made before it was suggested, and the
+// default history is tuning.BestHistory.
+func TestRunHistory(t *testing.T) {
+	best := func(tr []tuning.TrialRecord) []tuning.Observation { return tuning.BestHistory(tuning.Minimize, tr) }
+	budget3 := func(tr []tuning.TrialRecord) []tuning.Observation {
+		return tuning.BudgetHistory(tuning.Minimize, 3, tr)
 	}
-	rec := &recorder{Searcher: s}
-	tr, err := Run(Config{Model: Model{Seed: 2}, Searcher: rec, MaxConcurrent: 2, MaxBudget: 3, MaxTrials: 12, HistoryBudgets: []int{1, 3}, HistoryMin: 3})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		history func([]tuning.TrialRecord) []tuning.Observation
+		want    func([]tuning.TrialRecord) []tuning.Observation
+	}{
+		{name: "default", want: best},
+		{name: "budget-aware", history: budget3, want: budget3},
 	}
-	at := map[[2]int]float64{} // (trial, budget) → value
-	for _, r := range tr.Reports {
-		at[[2]int{r.Trial, r.Budget}] = r.Value
-	}
-	// A history is either the plain one (every trial started so far) or
-	// holds ≥ HistoryMin trials, all with their value at one budget.
-	atAll := func(h []tuning.Observation, budget int) bool {
-		for _, o := range h {
-			if v, ok := at[[2]int{o.Trial, budget}]; !ok || v != o.Value || !o.HasValue {
-				return false
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := tuning.NewRandom(Space(), 2)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		return true
+			a, err := tuning.NewASHA(tuning.ASHAConfig{SchedConfig: tuning.SchedConfig{MinBudget: 1, MaxBudget: 9}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{Searcher: s}
+			tr, err := Run(Config{Model: Model{Seed: 2}, Searcher: rec, Scheduler: a, MaxConcurrent: 2, MaxBudget: 9, MaxTrials: 12, History: tt.history})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.seen) != 12 {
+				t.Fatalf("%d suggestions, want 12", len(rec.seen))
+			}
+			// Rebuild each trial's records from the reports made before
+			// its suggestion: a trial is suggested when a worker frees,
+			// right after the report that freed it.
+			starts := []int{0, 0} // reports before each suggestion
+			for i, r := range tr.Reports {
+				if !r.Decision.Running() {
+					starts = append(starts, i+1)
+				}
+			}
+			budgetAware := false
+			for n, h := range rec.seen {
+				records := make([]tuning.TrialRecord, n)
+				for k := range records {
+					records[k] = tuning.TrialRecord{Trial: k, Params: tr.Trials[k].Params}
+				}
+				for _, r := range tr.Reports[:starts[n]] {
+					records[r.Trial].Results = append(records[r.Trial].Results, r.Result)
+				}
+				want := tt.want(records)
+				if !sameHistory(h, want) {
+					t.Fatalf("trial %d: history %+v, want %+v", n, h, want)
+				}
+				if !sameHistory(h, tuning.BestHistory(tuning.Minimize, records)) {
+					budgetAware = true
+				}
+			}
+			if budgetAware != (tt.history != nil) {
+				t.Errorf("history differs from BestHistory: %v, want %v", budgetAware, tt.history != nil)
+			}
+		})
 	}
-	sawRung3 := false
-	for i, h := range rec.seen {
-		switch {
-		case len(h) == rec.ns[i]:
-		case len(h) >= 3 && atAll(h, 3):
-			sawRung3 = true
-		case len(h) >= 3 && atAll(h, 1):
-		default:
-			t.Fatalf("suggestion %d: history %+v is neither plain nor at one budget", rec.ns[i], h)
+}
+
+// sameHistory reports whether two histories are equal, nil and empty alike.
+func sameHistory(a, b []tuning.Observation) bool {
+	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
+}
+
+// TestRunTarget: a sweep with a Target ends at the first report at or below
+// it, and reports exactly what the sweep without a Target reported up to
+// there.
+func TestRunTarget(t *testing.T) {
+	mk := func(target float64) *Trace {
+		s, err := tuning.NewRandom(Space(), 4)
+		if err != nil {
+			t.Fatal(err)
 		}
+		a, err := tuning.NewASHA(tuning.ASHAConfig{SchedConfig: tuning.SchedConfig{MinBudget: 1, MaxBudget: 27}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := Run(Config{Model: Model{Seed: 4}, Searcher: s, Scheduler: a, MaxConcurrent: 4, MaxBudget: 27, TotalBudget: 2000, Target: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
 	}
-	if !sawRung3 {
-		t.Error("history never moved to budget 3")
+	full := mk(0)
+	target := full.BestAt(full.Reports[len(full.Reports)/2].Time)
+	used, ok := full.BudgetToReach(target)
+	if !ok || used >= 2000 {
+		t.Fatalf("target %v reached at %d (%v)", target, used, ok)
+	}
+	cut := mk(target)
+	n := len(cut.Reports)
+	if cut.Reports[n-1].Used != used || cut.Reports[n-1].Clean > target {
+		t.Fatalf("stopped at %d epochs (clean %v), want %d (target %v)", cut.Reports[n-1].Used, cut.Reports[n-1].Clean, used, target)
+	}
+	if !reflect.DeepEqual(cut.Reports, full.Reports[:n]) {
+		t.Fatal("reports before the target differ from the untargeted sweep's")
 	}
 }
