@@ -92,6 +92,7 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.kickSweepsFor(out)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -111,6 +112,7 @@ func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *struc
 		writeError(w, err)
 		return
 	}
+	s.kickSweepsFor(j)
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -151,6 +153,9 @@ func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if j, ok := resp.(*structs.Job); ok {
+		s.kickSweepsFor(j)
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -180,7 +185,8 @@ func (s *Server) handleCheckpointRegister(w http.ResponseWriter, r *http.Request
 		writeJSON(w, http.StatusOK, c)
 		return
 	}
-	if _, err := s.State().Job(body.JobID); err != nil {
+	j, err := s.State().Job(body.JobID)
+	if err != nil {
 		writeError(w, fmt.Errorf("job_id: %w", err))
 		return
 	}
@@ -199,5 +205,6 @@ func (s *Server) handleCheckpointRegister(w http.ResponseWriter, r *http.Request
 		writeError(w, err)
 		return
 	}
+	s.kickSweepsFor(j)
 	writeJSON(w, http.StatusCreated, resp)
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// when nothing triggers one sooner (a submission, a worker that
 	// registers, an attempt that ends).
 	SchedulerInterval time.Duration
+	// SweepInterval is how often the leader's sweep controller passes
+	// over the running sweeps when nothing triggers a pass sooner (a
+	// submission, a trial's metrics, checkpoint or attempt end).
+	SweepInterval time.Duration
 	// WorkerLease is how long a worker may go without a heartbeat
 	// (POST /v1/workers/register) before the leader marks it dead and
 	// requeues the attempts it ran.
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		ApplyTimeout:        10 * time.Second,
 		RetryInterval:       250 * time.Millisecond,
 		SchedulerInterval:   5 * time.Second,
+		SweepInterval:       time.Second,
 		WorkerLease:         15 * time.Second,
 		BlobCatchUpInterval: 10 * time.Second,
 	}
@@ -130,8 +135,8 @@ func (c *Config) validate() error {
 	if c.ApplyTimeout <= 0 || c.RetryInterval <= 0 || c.SnapshotsRetained < 1 {
 		errs = append(errs, errors.New("apply timeout, retry interval and snapshots retained: must be positive"))
 	}
-	if c.SchedulerInterval <= 0 || c.WorkerLease <= 0 || c.BlobCatchUpInterval <= 0 {
-		errs = append(errs, errors.New("scheduler interval, worker lease and blob catch-up interval: must be positive"))
+	if c.SchedulerInterval <= 0 || c.SweepInterval <= 0 || c.WorkerLease <= 0 || c.BlobCatchUpInterval <= 0 {
+		errs = append(errs, errors.New("scheduler interval, sweep interval, worker lease and blob catch-up interval: must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coordinator config: %w", err)

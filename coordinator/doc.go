@@ -16,6 +16,8 @@
 //	              report: attempts, metrics, checkpoints)
 //	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
 //	              one JobPlaceBatch entry per pass, and ending attempts through scheduler.NextAttempt
+//	sweep.go      leader: the sweep controller loop (coordinator/sweeper), one
+//	              SweepStep entry per sweep and pass; kicked by trial reports
 //	lease.go      leader: worker leases; expired workers are marked dead and
 //	              their attempts requeued
 //	members.go    gossip (coordinator/membership): every server drains events,
@@ -40,7 +42,7 @@
 // checkpoints, whose blobs they upload to /v1/blobs/ first.
 //
 // The leader-only services start from leaderLoop once it has passed a
-// barrier and stop when leadership is lost: the scheduler, the worker
-// leases and the membership reconciler. Blob replication runs in the
+// barrier and stop when leadership is lost: the scheduler, the sweep
+// controller, the worker leases and the membership reconciler. Blob replication runs in the
 // leader's write handlers; catching up on missing blobs runs everywhere.
 package coordinator

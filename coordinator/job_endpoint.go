@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,53 +20,86 @@ const maxRequestIDLen = 128
 // and the version id stored on the job; a reference to no registered
 // version is a 400 naming spec.dataset.
 func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
+	var body structs.SubmitJobBody
+	submitOnce(s, w, r, &body, submission[*structs.Job]{
+		requestID:    func() string { return body.RequestID },
+		validate:     func() error { return body.Spec.Validate() },
+		existing:     s.State().JobByRequestID,
+		dataset:      func() string { return body.Spec.Dataset },
+		datasetField: "spec.dataset",
+		commit: func(ctx context.Context, id, version string) (any, error) {
+			return s.raftApply(ctx, structs.JobSubmitRequestType, &structs.JobSubmitRequest{
+				JobID: id, RequestID: body.RequestID, Spec: body.Spec, DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+			})
+		},
+		id:   func(j *structs.Job) string { return j.ID },
+		kick: s.kickScheduler,
+	})
+}
+
+// submission describes one kind of idempotent submission (a job, a sweep)
+// to submitOnce: where its request id, spec check and dataset reference
+// are, how to find an earlier submission with the same request id, how to
+// commit a new one and whom to wake up afterwards.
+type submission[T any] struct {
+	requestID    func() string
+	validate     func() error
+	existing     func(requestID string) (T, error)
+	dataset      func() string
+	datasetField string
+	commit       func(ctx context.Context, id, datasetVersion string) (any, error)
+	id           func(T) string
+	kick         func()
+}
+
+// submitOnce is the flow every submit endpoint shares: forward to the
+// leader, decode body strictly, check the request id and the spec (a 400
+// naming every bad field), answer an earlier submission with the same
+// request id from the state (200, no new log entry), resolve the dataset
+// reference (a 400 naming its field), commit under a new id, and answer
+// 201 with the new object or 200 with the one an earlier request created.
+func submitOnce[T any](s *Server, w http.ResponseWriter, r *http.Request, body any, sub submission[T]) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.SubmitJobBody
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := decodeBody(w, r, body); err != nil {
 		writeError(w, err)
 		return
 	}
-	if len(body.RequestID) > maxRequestIDLen {
+	rid := sub.requestID()
+	if len(rid) > maxRequestIDLen {
 		writeError(w, fmt.Errorf("request_id: %w: longer than %d bytes", structs.ErrInvalid, maxRequestIDLen))
 		return
 	}
-	if err := body.Spec.Validate(); err != nil {
+	if err := sub.validate(); err != nil {
 		writeError(w, fmt.Errorf("spec: %w: %w", structs.ErrInvalid, err))
 		return
 	}
-	if body.RequestID != "" {
+	if rid != "" {
 		// A retry of a committed submission needs no new log entry.
-		if j, err := s.State().JobByRequestID(body.RequestID); err == nil {
-			writeJSON(w, http.StatusOK, j)
+		if obj, err := sub.existing(rid); err == nil {
+			writeJSON(w, http.StatusOK, obj)
 			return
 		}
 	}
-	version, err := s.resolveDataset(body.Spec.Dataset)
+	version, err := s.resolveDataset(sub.dataset())
 	if err != nil {
-		writeError(w, fmt.Errorf("spec.dataset: %w", err))
+		writeError(w, fmt.Errorf("%s: %w", sub.datasetField, err))
 		return
 	}
 	id := newID()
-	resp, err := s.raftApply(r.Context(), structs.JobSubmitRequestType, &structs.JobSubmitRequest{
-		JobID:            id,
-		RequestID:        body.RequestID,
-		Spec:             body.Spec,
-		DatasetVersionID: version,
-		SubmitTime:       time.Now().UTC(),
-	})
+	resp, err := sub.commit(r.Context(), id, version)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.kickScheduler()
-	j := resp.(*structs.Job)
+	sub.kick()
+	obj := resp.(T)
 	status := http.StatusOK
-	if j.ID == id {
+	if sub.id(obj) == id {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, j)
+	writeJSON(w, status, obj)
 }
 
 // handleJobList is GET /v1/jobs[?state=S]: jobs in submission order.
@@ -103,6 +137,10 @@ func (s *Server) handleJobCancel(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if j, ok := resp.(*structs.Job); ok {
+		// A cancelled trial job ends its trial.
+		s.kickSweepsFor(j)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

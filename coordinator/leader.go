@@ -52,7 +52,7 @@ func (s *Server) monitorLeadership(ctx context.Context) {
 
 // leaderLoop waits for a barrier (everything committed by earlier leaders is
 // applied here), then enables the leader-only work: the scheduler
-// (schedule.go), the worker leases (lease.go) and, with gossip, the
+// (schedule.go), the sweep controller (sweep.go), the worker leases (lease.go) and, with gossip, the
 // membership reconciler (members.go); they stop when ctx ends
 // (leadership lost or shutdown) and leaderLoop returns once they have.
 func (s *Server) leaderLoop(ctx context.Context) {
@@ -86,6 +86,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	defer s.lease.Store(nil)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runScheduler(ctx) })
+	wg.Go(func() { s.runSweeps(ctx) })
 	wg.Go(func() { s.runLeases(ctx, lease) })
 	if s.member != nil {
 		wg.Go(func() { s.runMembership(ctx, lease) })

@@ -181,5 +181,7 @@ func (s *Server) endAttempt(ctx context.Context, j *structs.Job, attempt int, ki
 		return nil, err
 	}
 	s.kickScheduler()
-	return resp.(*structs.Job), nil
+	out := resp.(*structs.Job)
+	s.kickSweepsFor(out)
+	return out, nil
 }

@@ -52,6 +52,8 @@ type Server struct {
 
 	// schedKick asks the leader's scheduler for a pass (schedule.go).
 	schedKick chan struct{}
+	// sweepKick asks the leader's sweep controller for a pass (sweep.go).
+	sweepKick chan struct{}
 	// lease tracks worker heartbeats; set while this server leads
 	// (lease.go).
 	lease atomic.Pointer[membership.Lease]
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		fsm:       state.NewFSM(logger.With("component", "fsm")),
 		leaderCh:  make(chan bool, 8),
 		schedKick: make(chan struct{}, 1),
+		sweepKick: make(chan struct{}, 1),
 		proxyTransport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 			ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second,

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -397,7 +395,12 @@ func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *act
 		}
 		rctx, cancel := context.WithTimeout(parent, a.cfg.Grace)
 		defer cancel()
-		if _, err := a.api.ReportAttempt(rctx, wa.JobID, wa.Attempt, body); err != nil {
+		if _, err := a.api.ReportAttempt(rctx, wa.JobID, wa.Attempt, body); errors.Is(err, structs.ErrConflict) {
+			// The coordinators ended the attempt first (the job was
+			// cancelled, or a sweep stopped its trial, while the run
+			// finished): their outcome stands.
+			log.Info("attempt already ended by the coordinators", "state", body.State, "err", err)
+		} else if err != nil {
 			log.Warn("attempt report failed", "state", body.State, "err", err)
 		}
 	}
@@ -463,62 +466,10 @@ func (a *Agent) fetchCheckpoint(ctx context.Context, digest string) (string, err
 		return "", err
 	}
 	path := filepath.Join(dir, hexPart+".ckpt")
-	if got, _, err := fileDigest(path); err == nil && got == digest {
-		return path, nil
+	if err := a.blobs.FetchFile(ctx, a.cfg.Coordinators, digest, path); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	var errs []error
-	for _, peer := range a.cfg.Coordinators {
-		err := a.fetchFrom(ctx, peer, digest, path)
-		if err == nil {
-			return path, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return "", fmt.Errorf("checkpoint %s: %w", artifact.ShortDigest(digest), errors.Join(errs...))
-}
-
-// fetchFrom downloads one blob from peer into path, verifying it.
-func (a *Agent) fetchFrom(ctx context.Context, peer, digest, path string) error {
-	rc, _, err := a.blobs.Get(ctx, peer, digest)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp(filepath.Dir(path), ".fetch-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), rc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if got := artifact.DigestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("%w: got %s from %s", artifact.ErrDigestMismatch, artifact.ShortDigest(got), peer)
-	}
-	return os.Rename(f.Name(), path)
-}
-
-// fileDigest returns the digest and size of the file at path.
-func fileDigest(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return artifact.DigestPrefix + hex.EncodeToString(h.Sum(nil)), n, nil
+	return path, nil
 }
 
 // agentDatasets is the agent's DatasetSource: the local store or cache,
@@ -586,7 +537,7 @@ type agentSink struct{ a *Agent }
 
 // Put implements CheckpointSink.
 func (s *agentSink) Put(ctx context.Context, c Checkpoint) error {
-	digest, size, err := fileDigest(c.Path)
+	digest, size, err := artifact.FileDigest(c.Path)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,14 @@
 // Package state is the coordinator's replicated state: an in-memory store of
-// jobs, workers, assignments, checkpoints, metrics, dataset versions and
-// coordinator servers, and the Raft FSM that changes it by applying the
-// commands of coordinator/structs.
+// jobs, workers, assignments, checkpoints, metrics, dataset versions,
+// coordinator servers, sweeps (with their trials) and the model registry,
+// and the Raft FSM that changes it by applying the commands of
+// coordinator/structs.
+//
+// A sweep changes only through its controller's SweepStep commands (and
+// SweepCancel): one entry records the results the scheduler judged, the
+// trials that ended, the jobs it starts for new trials and cancels for
+// stopped ones, and the model version a completed sweep registers, so the
+// whole sweep replays from the log.
 //
 // Every voter applies the same log to its own store, so applying must be
 // deterministic: ids and timestamps come inside the commands (stamped by the

@@ -68,6 +68,14 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return apply(l.Index, payload, f.store.registerServer)
 	case structs.JobPlaceBatchRequestType:
 		return apply(l.Index, payload, f.store.placeJobs)
+	case structs.SweepSubmitRequestType:
+		return apply(l.Index, payload, f.store.submitSweep)
+	case structs.SweepStepRequestType:
+		return apply(l.Index, payload, f.store.stepSweep)
+	case structs.SweepCancelRequestType:
+		return apply(l.Index, payload, f.store.cancelSweep)
+	case structs.ModelRegisterRequestType:
+		return apply(l.Index, payload, f.store.registerModel)
 	}
 	if ignoreUnknown {
 		f.log.Warn("skipping unknown command type", "type", uint8(t), "index", l.Index)
@@ -107,7 +115,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.store.mu.Lock()
 	f.store.t = t
 	f.store.mu.Unlock()
-	f.log.Info("restored state from snapshot", "index", t.index, "jobs", len(t.jobs))
+	f.log.Info("restored state from snapshot", "index", t.index, "jobs", len(t.jobs), "sweeps", len(t.sweeps))
 	return nil
 }
 

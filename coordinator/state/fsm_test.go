@@ -267,11 +267,21 @@ func runLog(t *testing.T, f *FSM, steps []step, check bool) []*raft.Log {
 			l = entry(t, uint64(i+1), st.typ, st.req)
 		}
 		logs = append(logs, l)
+		var before []byte
+		if check && st.wantErr != nil {
+			before = encodeState(t, f.State())
+		}
 		resp := f.Apply(l)
 		if !check {
 			continue
 		}
 		err, _ := resp.(error)
+		if before != nil {
+			// A rejected command changes nothing.
+			if after := encodeState(t, f.State()); !bytes.Equal(before, after) {
+				t.Fatalf("step %q was rejected (%v) but changed the state:\n%s\n%s", st.name, resp, before, after)
+			}
+		}
 		if st.wantErr == nil && err != nil {
 			t.Fatalf("step %q: %v", st.name, err)
 		}

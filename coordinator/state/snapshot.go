@@ -25,6 +25,10 @@ type snapshotData struct {
 	Metrics     []structs.Metric          `json:"metrics"`
 	Datasets    []*structs.DatasetVersion `json:"datasets"`
 	Servers     []*structs.Server         `json:"servers"`
+	// Sweeps and Models came after the first release of version 1: a
+	// snapshot written before them lacks the keys and decodes to none.
+	Sweeps []*structs.Sweep        `json:"sweeps"`
+	Models []*structs.ModelVersion `json:"models"`
 }
 
 // capture copies the tables into a snapshotData under the read lock. The
@@ -38,6 +42,7 @@ func (s *Store) capture() *snapshotData {
 		Jobs:    sortedJobs(s.t.jobs),
 		Workers: sortedByKey(s.t.workers),
 		Servers: sortedByKey(s.t.servers),
+		Sweeps:  sortedSweeps(s.t.sweeps),
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.t.assignments)) {
 		d.Assignments = append(d.Assignments, s.t.assignments[id]...)
@@ -52,6 +57,9 @@ func (s *Store) capture() *snapshotData {
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.t.datasets)) {
 		d.Datasets = append(d.Datasets, s.t.datasets[name]...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.t.models)) {
+		d.Models = append(d.Models, s.t.models[name]...)
 	}
 	return d
 }
@@ -104,6 +112,15 @@ func decodeSnapshot(r io.Reader) (tables, error) {
 	}
 	for _, srv := range d.Servers {
 		t.servers[srv.ID] = srv
+	}
+	for _, sw := range d.Sweeps {
+		t.sweeps[sw.ID] = sw
+		if sw.RequestID != "" {
+			t.sweepsByRequest[sw.RequestID] = sw.ID
+		}
+	}
+	for _, m := range d.Models {
+		t.models[m.Name] = append(t.models[m.Name], m)
 	}
 	return t, nil
 }

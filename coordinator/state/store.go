@@ -34,19 +34,27 @@ type tables struct {
 	// datasets lists each name's versions in seq order.
 	datasets map[string][]*structs.DatasetVersion
 	servers  map[string]*structs.Server
+	sweeps   map[string]*structs.Sweep
+	// sweepsByRequest maps a sweep's client request id to its id.
+	sweepsByRequest map[string]string
+	// models lists each model name's versions in version order.
+	models map[string][]*structs.ModelVersion
 }
 
 func newTables() tables {
 	return tables{
-		jobs:           make(map[string]*structs.Job),
-		jobsByRequest:  make(map[string]string),
-		workers:        make(map[string]*structs.Worker),
-		assignments:    make(map[string][]*structs.Assignment),
-		checkpoints:    make(map[string]*structs.Checkpoint),
-		jobCheckpoints: make(map[string][]string),
-		metrics:        make(map[string][]structs.Metric),
-		datasets:       make(map[string][]*structs.DatasetVersion),
-		servers:        make(map[string]*structs.Server),
+		jobs:            make(map[string]*structs.Job),
+		jobsByRequest:   make(map[string]string),
+		workers:         make(map[string]*structs.Worker),
+		assignments:     make(map[string][]*structs.Assignment),
+		checkpoints:     make(map[string]*structs.Checkpoint),
+		jobCheckpoints:  make(map[string][]string),
+		metrics:         make(map[string][]structs.Metric),
+		datasets:        make(map[string][]*structs.DatasetVersion),
+		servers:         make(map[string]*structs.Server),
+		sweeps:          make(map[string]*structs.Sweep),
+		sweepsByRequest: make(map[string]string),
+		models:          make(map[string][]*structs.ModelVersion),
 	}
 }
 

@@ -57,15 +57,23 @@ func (s *Store) cancelJob(index uint64, req *structs.JobCancelRequest) (*structs
 	if old.State.Terminal() {
 		return old, nil
 	}
+	return s.cancelJobLocked(index, old, req.Time), nil
+}
+
+// cancelJobLocked cancels a job that is not terminal: its running attempt
+// ends cancelled and its assignments are released. Callers hold the lock.
+// It is shared by job cancellation and by the sweep commands that cancel a
+// trial's job, so both leave the same state.
+func (s *Store) cancelJobLocked(index uint64, old *structs.Job, now time.Time) *structs.Job {
 	j := old.Copy()
 	if a := j.CurrentAttempt(); a != nil && a.State == structs.AttemptRunning {
 		a.State = structs.AttemptCancelled
-		a.EndTime = req.Time
+		a.EndTime = now
 		s.releaseAssignments(index, j.ID)
 	}
 	j.State = structs.JobCancelled
-	s.touchJob(index, j, req.Time)
-	return j, nil
+	s.touchJob(index, j, now)
+	return j
 }
 
 func (s *Store) placeJob(index uint64, req *structs.JobPlaceRequest) (*structs.Job, error) {

@@ -65,6 +65,14 @@ func (t MessageType) String() string {
 		return "ServerRegister"
 	case JobPlaceBatchRequestType:
 		return "JobPlaceBatch"
+	case SweepSubmitRequestType:
+		return "SweepSubmit"
+	case SweepStepRequestType:
+		return "SweepStep"
+	case SweepCancelRequestType:
+		return "SweepCancel"
+	case ModelRegisterRequestType:
+		return "ModelRegister"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

@@ -77,9 +77,13 @@ type Job struct {
 	Spec      jobspec.Spec `json:"spec"`
 	// DatasetVersionID is the id of the dataset version spec.dataset
 	// resolved to at submission; every attempt trains on that version.
-	DatasetVersionID string    `json:"dataset_version_id,omitempty"`
-	State            JobState  `json:"state"`
-	Attempts         []Attempt `json:"attempts,omitempty"`
+	DatasetVersionID string `json:"dataset_version_id,omitempty"`
+	// SweepID and Trial name the sweep trial the job trains, when it is
+	// one (SweepStep creates such jobs).
+	SweepID  string    `json:"sweep_id,omitempty"`
+	Trial    int       `json:"trial,omitempty"`
+	State    JobState  `json:"state"`
+	Attempts []Attempt `json:"attempts,omitempty"`
 	// Restarts counts the failed attempts that were retried.
 	Restarts int `json:"restarts"`
 	// ExcludedNodes lists, sorted, the workers earlier attempts failed on.
