@@ -17,6 +17,7 @@ import (
 // goroutine its own (serving keeps a pool of them).
 type Predictor struct {
 	ckpt  *Checkpoint
+	eng   *gemm.Engine
 	model *unet.Model
 	x     []float32
 }
@@ -34,25 +35,33 @@ func NewPredictor(c *Checkpoint, threads, maxBatch int) (*Predictor, error) {
 	if c.Input.Normalize != "" && c.Input.Normalize != InputNormalizeUnit {
 		return nil, fmt.Errorf("checkpoint input normalisation %q is not supported (want %q)", c.Input.Normalize, InputNormalizeUnit)
 	}
-	model, err := unet.New(c.Model, gemm.New(threads), maxBatch)
+	eng := gemm.New(threads)
+	model, err := unet.New(c.Model, eng, maxBatch)
 	if err != nil {
+		eng.Close()
 		return nil, fmt.Errorf("checkpoint model: %w", err)
 	}
 	if len(c.Params) != len(model.Params) {
 		model.Close()
+		eng.Close()
 		return nil, fmt.Errorf("%w: checkpoint holds %d parameters, its model config needs %d", ErrCorruptCheckpoint, len(c.Params), len(model.Params))
 	}
 	copy(model.Params, c.Params)
 	h, w, ch, _ := modelGeometry(c.Model)
 	return &Predictor{
 		ckpt:  c,
+		eng:   eng,
 		model: model,
 		x:     make([]float32, maxBatch*ch*h*w),
 	}, nil
 }
 
-// Close stops the model's helper goroutines.
-func (p *Predictor) Close() { p.model.Close() }
+// Close stops the model's helper goroutines and its engine's workers, so
+// that a server swapping models does not leak them.
+func (p *Predictor) Close() {
+	p.model.Close()
+	p.eng.Close()
+}
 
 // Checkpoint is the checkpoint the predictor was built from.
 func (p *Predictor) Checkpoint() *Checkpoint { return p.ckpt }

@@ -1,0 +1,213 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/coordinator/sweeper"
+	"github.com/trainctl/trainctl/tuning"
+)
+
+// Target names what a Follower serves: the best checkpoint of a job, the
+// best checkpoint of a sweep, or the newest version of a registered model.
+// Exactly one field is set.
+type Target struct {
+	JobID   string
+	SweepID string
+	Model   string
+}
+
+// Validate checks that exactly one field is set.
+func (t Target) Validate() error {
+	n := 0
+	for _, s := range []string{t.JobID, t.SweepID, t.Model} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("serving: name exactly one of a job, a sweep or a model to follow, got %d", n)
+	}
+	return nil
+}
+
+// String names the target as the CLI flags do ("--sweep 1a2b…").
+func (t Target) String() string {
+	switch {
+	case t.JobID != "":
+		return "job " + t.JobID
+	case t.SweepID != "":
+		return "sweep " + t.SweepID
+	}
+	return "model " + t.Model
+}
+
+// ErrNoCheckpoint is returned while the target has no checkpoint to serve
+// yet (a job or sweep still early in its training).
+var ErrNoCheckpoint = errors.New("no checkpoint yet")
+
+// Choice is a checkpoint a target resolved to and the version label that
+// responses carry for it.
+type Choice struct {
+	Digest  string
+	Version string
+}
+
+// Resolve asks the coordinator which checkpoint the target serves now: a
+// sweep's best checkpoint (the controller only ever replaces it with a
+// better one), a model's newest version, or the checkpoint of a job whose
+// epoch-end val_mean_iou is best (its latest checkpoint before any epoch
+// ended with one).
+func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) {
+	switch {
+	case t.SweepID != "":
+		sw, err := api.Sweep(ctx, t.SweepID)
+		if err != nil {
+			return Choice{}, err
+		}
+		if sw.Best == nil || sw.Best.Checkpoint == "" {
+			return Choice{}, fmt.Errorf("sweep %s: %w", sw.ID, ErrNoCheckpoint)
+		}
+		return Choice{Digest: sw.Best.Checkpoint, Version: fmt.Sprintf("%s-trial%d-%s", shortID(sw.ID), sw.Best.Trial, shortHex(sw.Best.Checkpoint))}, nil
+	case t.Model != "":
+		vs, err := api.Models(ctx, t.Model)
+		if err != nil {
+			return Choice{}, err
+		}
+		if len(vs) == 0 {
+			return Choice{}, fmt.Errorf("model %s: %w", t.Model, ErrNoCheckpoint)
+		}
+		v := vs[len(vs)-1]
+		return Choice{Digest: v.Checkpoint, Version: fmt.Sprintf("%s@v%d-%s", v.Name, v.Version, shortHex(v.Checkpoint))}, nil
+	}
+	j, err := api.Job(ctx, t.JobID)
+	if err != nil {
+		return Choice{}, err
+	}
+	digest := bestJobCheckpoint(ctx, api, j)
+	if digest == "" {
+		return Choice{}, fmt.Errorf("job %s: %w", j.ID, ErrNoCheckpoint)
+	}
+	return Choice{Digest: digest, Version: shortID(j.ID) + "-" + shortHex(digest)}, nil
+}
+
+// bestJobCheckpoint picks the job's checkpoint taken at the step of its
+// best epoch-end val_mean_iou, as a sweep picks a trial's
+// (sweeper.BestCheckpoint); without one, its latest checkpoint.
+func bestJobCheckpoint(ctx context.Context, api *client.Client, j *structs.Job) string {
+	ms, err1 := api.JobMetrics(ctx, j.ID)
+	cs, err2 := api.Checkpoints(ctx, j.ID)
+	if err1 != nil || err2 != nil {
+		return j.LatestCheckpoint
+	}
+	if digest, _, ok := sweeper.BestCheckpoint("val_mean_iou", tuning.Maximize, ms, cs); ok {
+		return digest
+	}
+	return j.LatestCheckpoint
+}
+
+func shortHex(digest string) string {
+	h := strings.TrimPrefix(digest, artifact.DigestPrefix)
+	return h[:min(12, len(h))]
+}
+
+func shortID(id string) string { return id[:min(8, len(id))] }
+
+// FollowConfig configures Follow.
+type FollowConfig struct {
+	// API reaches the coordinators; Peers are their HTTP addresses, to
+	// fetch checkpoint blobs from.
+	API   *client.Client
+	Peers []string
+	// Blobs downloads checkpoints (default artifact.NewClient with its
+	// defaults).
+	Blobs *artifact.Client
+	// Target is what to serve.
+	Target Target
+	// Dir caches downloaded checkpoints.
+	Dir string
+	// Interval is how often the coordinator is asked (default 2 s).
+	Interval time.Duration
+	// Threads and MaxBatch configure each loaded model (see LoadModel).
+	Threads, MaxBatch int
+	Logger            *slog.Logger
+}
+
+// Follow keeps srv serving the target's checkpoint until ctx ends: it
+// resolves the target every Interval and, when the answer changes,
+// downloads the checkpoint (verified by digest), loads it and swaps it in;
+// requests keep being answered by the old model until the swap. Errors
+// reaching the coordinator or loading a checkpoint are logged and retried;
+// Follow returns only ctx's error.
+func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
+	if err := cfg.Target.Validate(); err != nil {
+		return err
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Blobs == nil {
+		cfg.Blobs = artifact.NewClient(artifact.ClientConfig{})
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("serving: checkpoint cache: %w", err)
+	}
+	log := cfg.Logger.With("follow", cfg.Target.String())
+	current, lastErr := "", ""
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for {
+		choice, err := Resolve(ctx, cfg.API, cfg.Target)
+		if err == nil && choice.Digest != current {
+			err = swapIn(ctx, srv, cfg, choice)
+			if err == nil {
+				log.Info("serving new checkpoint", "version", choice.Version, "checkpoint", choice.Digest)
+				current = choice.Digest
+			}
+		}
+		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
+			// A model is registered when its first version is: until then
+			// its name is unknown, which is waiting too.
+			if errors.Is(err, ErrNoCheckpoint) || (cfg.Target.Model != "" && errors.Is(err, structs.ErrNotFound)) {
+				log.Info("waiting for a checkpoint", "reason", err)
+			} else {
+				log.Warn("follow", "err", err)
+			}
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// swapIn downloads, loads and installs one checkpoint.
+func swapIn(ctx context.Context, srv *Server, cfg FollowConfig, c Choice) error {
+	path := filepath.Join(cfg.Dir, strings.TrimPrefix(c.Digest, artifact.DigestPrefix)+".ckpt")
+	if err := cfg.Blobs.FetchFile(ctx, cfg.Peers, c.Digest, path); err != nil {
+		return fmt.Errorf("serving: %w", err)
+	}
+	m, err := LoadModel(path, c.Version, cfg.Threads, cfg.MaxBatch)
+	if err != nil {
+		return fmt.Errorf("serving: load %s: %w", path, err)
+	}
+	srv.Swap(m)
+	return nil
+}

@@ -1,0 +1,203 @@
+package serving
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trainctl/trainctl/coordinator"
+	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/trainer"
+)
+
+// startCoordinator starts a single-voter coordinator on loopback ports and
+// waits until it leads.
+func startCoordinator(t *testing.T) *coordinator.Server {
+	t.Helper()
+	cfg := coordinator.DefaultConfig()
+	cfg.NodeID = "c1"
+	cfg.DataDir = t.TempDir()
+	cfg.RaftAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bootstrap = true
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout = 300*time.Millisecond, 300*time.Millisecond
+	cfg.LeaderLeaseTimeout, cfg.CommitTimeout = 150*time.Millisecond, 5*time.Millisecond
+	cfg.RetryInterval = 50 * time.Millisecond
+	cfg.Logger = quietLogger()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := coordinator.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	waitFor(t, "the coordinator to lead", func() bool {
+		_, err := srv.State().Server("c1")
+		return srv.IsLeader() && err == nil
+	})
+	return srv
+}
+
+// uploadCheckpoint writes c, uploads it as a checkpoint of job at step and
+// returns its digest.
+func uploadCheckpoint(t *testing.T, api *client.Client, peer, jobID string, c *trainer.Checkpoint, step int64) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.ckpt")
+	if err := trainer.WriteCheckpoint(path, c); err != nil {
+		t.Fatal(err)
+	}
+	digest, size, err := artifact.FileDigest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := artifact.NewClient(artifact.ClientConfig{}).Push(ctx, peer, digest, bytes.NewReader(data), size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: digest, JobID: jobID, Attempt: 1, Step: step}); err != nil {
+		t.Fatal(err)
+	}
+	return digest
+}
+
+// TestFollowModelHotSwaps follows a registered model on a real coordinator
+// while clients keep predicting: registering a new version swaps it in,
+// every request succeeds, and responses name the version that answered.
+func TestFollowModelHotSwaps(t *testing.T) {
+	coord := startCoordinator(t)
+	peer := "http://" + coord.HTTPAddr()
+	api := client.New(coord.HTTPAddr())
+	ctx := context.Background()
+	if _, err := api.RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "d", ID: strings.Repeat("a", 64), Manifest: []byte(`{"name":"d"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	spec := jobspec.Defaults()
+	spec.Name, spec.Dataset = "j", "d@v1"
+	job, err := api.SubmitJob(ctx, "", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := startServer(t, Config{Name: "pets"}, nil, nil)
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	followDone := make(chan error, 1)
+	go func() {
+		followDone <- Follow(followCtx, s.Server, FollowConfig{
+			API: api, Peers: []string{peer}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
+			Interval: 50 * time.Millisecond, Threads: 1, MaxBatch: 4, Logger: quietLogger(),
+		})
+	}()
+	defer func() {
+		stopFollow()
+		if err := recv(t, followDone, "Follow to return"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Follow returned %v, want context.Canceled", err)
+		}
+	}()
+
+	// Nothing registered yet: not ready, and Follow keeps waiting.
+	time.Sleep(200 * time.Millisecond)
+	if r := do(t, http.DefaultClient, http.MethodGet, s.ts.URL+"/readyz", "", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz before any model version: %d, want 503", r.status)
+	}
+
+	d1 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 1), 10)
+	if _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 1 to be served", func() bool {
+		m := s.Model()
+		return m != nil && strings.HasPrefix(m.Version(), "pets@v1-")
+	})
+
+	// Clients predict while version 2 lands.
+	var (
+		wg       sync.WaitGroup
+		stop     atomic.Bool
+		failed   atomic.Int64
+		mu       sync.Mutex
+		versions = map[string]int{}
+	)
+	img := pngBytes(t, 20, 20)
+	for range 3 {
+		wg.Go(func() {
+			for !stop.Load() {
+				r := do(t, http.DefaultClient, http.MethodPost, s.predictURL(), "image/png", "image/png", img)
+				if r.status != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				versions[r.header.Get("X-Model-Version")]++
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	d2 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 2), 20)
+	if _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "version 2 to be served", func() bool {
+		return strings.HasPrefix(s.Model().Version(), "pets@v2-")
+	})
+	time.Sleep(100 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d requests failed during the swap", n)
+	}
+	var v1, v2 int
+	for v, n := range versions {
+		switch {
+		case strings.HasPrefix(v, "pets@v1-"):
+			v1 += n
+		case strings.HasPrefix(v, "pets@v2-"):
+			v2 += n
+		default:
+			t.Errorf("%d responses from unexpected version %q", n, v)
+		}
+	}
+	if v1 == 0 || v2 == 0 {
+		t.Errorf("responses by version %v: want both v1 and v2", versions)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	coord := startCoordinator(t)
+	api := client.New(coord.HTTPAddr())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		target Target
+		want   error
+	}{
+		{Target{Model: "nope"}, structs.ErrNotFound},
+		{Target{SweepID: "nope"}, structs.ErrNotFound},
+		{Target{JobID: "nope"}, structs.ErrNotFound},
+	} {
+		if _, err := Resolve(ctx, api, tc.target); !errors.Is(err, tc.want) {
+			t.Errorf("Resolve(%s): %v, want %v", tc.target, err, tc.want)
+		}
+	}
+	for _, tc := range []Target{{}, {Model: "a", JobID: "b"}} {
+		if err := tc.Validate(); err == nil {
+			t.Errorf("Target%+v.Validate() = nil, want an error", tc)
+		}
+	}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

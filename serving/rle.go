@@ -1,0 +1,67 @@
+package serving
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrRLE is wrapped by RLE.Decode's errors for counts that do not describe a
+// mask of the given size.
+var ErrRLE = errors.New("bad mask RLE")
+
+// RLE is a class mask run-length encoded, the mask_rle of a JSON
+// prediction. Counts holds pairs: class id, then how many consecutive
+// pixels have that class, scanning the mask row-major (left to right, top
+// row first; runs continue across rows). Adjacent runs have different
+// classes and every run length is at least 1, so the run lengths sum to
+// width×height. A 3×2 mask with rows [0 0 1] and [1 1 1] is
+// {"counts": [0, 2, 1, 4]}.
+type RLE struct {
+	Counts []int `json:"counts"`
+}
+
+// EncodeRLE run-length encodes a row-major mask.
+func EncodeRLE(mask []byte) RLE {
+	counts := []int{}
+	for i := 0; i < len(mask); {
+		j := i + 1
+		for j < len(mask) && mask[j] == mask[i] {
+			j++
+		}
+		counts = append(counts, int(mask[i]), j-i)
+		i = j
+	}
+	return RLE{Counts: counts}
+}
+
+// Decode expands the runs into a row-major mask of width×height pixels. It
+// fails (ErrRLE) for an odd count, a class outside 0..255, a run shorter
+// than 1, or run lengths that do not sum to width×height.
+func (r RLE) Decode(width, height int) ([]byte, error) {
+	if width < 0 || height < 0 {
+		return nil, fmt.Errorf("%w: size %dx%d", ErrRLE, width, height)
+	}
+	if len(r.Counts)%2 != 0 {
+		return nil, fmt.Errorf("%w: %d counts, want class/length pairs", ErrRLE, len(r.Counts))
+	}
+	n := width * height
+	mask := make([]byte, 0, n)
+	for i := 0; i < len(r.Counts); i += 2 {
+		class, run := r.Counts[i], r.Counts[i+1]
+		switch {
+		case class < 0 || class > 255:
+			return nil, fmt.Errorf("%w: pair %d has class %d, want 0..255", ErrRLE, i/2, class)
+		case run < 1:
+			return nil, fmt.Errorf("%w: pair %d has run length %d, want >= 1", ErrRLE, i/2, run)
+		case run > n-len(mask):
+			return nil, fmt.Errorf("%w: runs cover more than the %dx%d = %d pixels", ErrRLE, width, height, n)
+		}
+		for range run {
+			mask = append(mask, byte(class))
+		}
+	}
+	if len(mask) != n {
+		return nil, fmt.Errorf("%w: runs cover %d pixels, the mask has %dx%d = %d", ErrRLE, len(mask), width, height, n)
+	}
+	return mask, nil
+}
