@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/trainctl/trainctl/coordinator/jobspec"
 )
 
 // flagAfterArgs catches a flag given after a positional argument, which
@@ -40,4 +43,32 @@ func oneArg(c *cli.Context) (string, error) {
 		return "", fmt.Errorf("%s wants one argument %s, got %d (see --help)", c.Command.HelpName, c.Command.ArgsUsage, c.NArg())
 	}
 	return c.Args().First(), nil
+}
+
+// requestIDFlag returns --request-id of command cmd, checked, or a new
+// random one: the idempotency key that makes a retried submission return
+// what the first one created.
+func requestIDFlag(c *cli.Context, cmd string) (string, error) {
+	id := c.String("request-id")
+	if c.IsSet("request-id") && strings.TrimSpace(id) == "" {
+		return "", fmt.Errorf("%s: --request-id is empty; leave it out to get a random one", cmd)
+	}
+	if len(id) > maxRequestIDLen {
+		return "", fmt.Errorf("%s: --request-id is %d bytes, the limit is %d", cmd, len(id), maxRequestIDLen)
+	}
+	if id == "" {
+		id = newRequestID()
+	}
+	return id, nil
+}
+
+// specFileError reports a spec file that did not parse: every problem as
+// FILE:LINE: FIELD: message, indented under one line saying that nothing
+// was submitted.
+func specFileError(cmd, file string, err error) error {
+	var es jobspec.Errors
+	if errors.As(err, &es) {
+		return fmt.Errorf("%s: %s has %d problem(s); nothing was submitted:\n  %s", cmd, file, len(es), strings.ReplaceAll(es.Error(), "\n", "\n  "))
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
 }

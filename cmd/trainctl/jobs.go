@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -93,24 +92,14 @@ func runSubmit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	reqID := c.String("request-id")
-	if c.IsSet("request-id") && strings.TrimSpace(reqID) == "" {
-		return errors.New("submit: --request-id is empty; leave it out to get a random one")
-	}
-	if len(reqID) > maxRequestIDLen {
-		return fmt.Errorf("submit: --request-id is %d bytes, the limit is %d", len(reqID), maxRequestIDLen)
-	}
-	if reqID == "" {
-		reqID = newRequestID()
+	reqID, err := requestIDFlag(c, "submit")
+	if err != nil {
+		return err
 	}
 	file := c.String("file")
 	spec, err := jobspec.ParseFile(file)
 	if err != nil {
-		var es jobspec.Errors
-		if errors.As(err, &es) {
-			return fmt.Errorf("submit: %s has %d problem(s); nothing was submitted:\n  %s", file, len(es), strings.ReplaceAll(es.Error(), "\n", "\n  "))
-		}
-		return fmt.Errorf("submit: %w", err)
+		return specFileError("submit", file, err)
 	}
 	cl, err := newClusterClient(c)
 	if err != nil {
@@ -120,23 +109,37 @@ func runSubmit(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", file, clusterError(c, err, "", ""))
 	}
-	wait := c.Bool("wait")
+	summary := fmt.Sprintf("job %s (%s) %s; request id %s (submitting again with --request-id %s returns this job)",
+		job.ID, job.Spec.Name, job.State, job.RequestID, job.RequestID)
+	return reportSubmitted(c, p, job.ID, job, summary, "",
+		func(j *structs.Job) (*structs.Job, error) { return waitJob(c, cl, j, poll) })
+}
+
+// reportSubmitted is how submit and sweep report what they created: the
+// id on stdout (or, under -o json without --wait, the object), a summary
+// line and, when not waiting, hint on stderr. With --wait it follows the
+// object with wait and, under -o json, prints it as it ended; wait's error
+// is the command's.
+func reportSubmitted[T any](c *cli.Context, p *printer, id string, obj T, summary, hint string, wait func(T) (T, error)) error {
+	waiting := c.Bool("wait")
 	switch {
 	case !p.JSON():
-		fmt.Fprintln(c.App.Writer, job.ID)
-	case !wait:
-		if err := p.Value(job); err != nil {
+		fmt.Fprintln(c.App.Writer, id)
+	case !waiting:
+		if err := p.Value(obj); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(c.App.ErrWriter, "job %s (%s) %s; request id %s (submitting again with --request-id %s returns this job)\n",
-		job.ID, job.Spec.Name, job.State, job.RequestID, job.RequestID)
-	if !wait {
+	fmt.Fprintln(c.App.ErrWriter, summary)
+	if !waiting {
+		if hint != "" {
+			fmt.Fprintln(c.App.ErrWriter, hint)
+		}
 		return nil
 	}
-	job, err = waitJob(c, cl, job, poll)
+	obj, err := wait(obj)
 	if p.JSON() {
-		if perr := p.Value(job); perr != nil {
+		if perr := p.Value(obj); perr != nil {
 			return perr
 		}
 	}
@@ -151,30 +154,16 @@ func waitJob(c *cli.Context, cl *client.Client, job *structs.Job, poll time.Dura
 	if p, _ := newPrinter(c); p.JSON() {
 		out = c.App.ErrWriter
 	}
-	var last *structs.Job
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		for _, l := range jobChanges(last, job) {
-			fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05"), l)
-		}
-		last = job
-		if job.State.Terminal() {
-			break
-		}
-		select {
-		case <-c.Context.Done():
-			return job, fmt.Errorf("stopped waiting; job %s is still %s (trainctl jobs get %s; trainctl jobs cancel %s)", job.ID, job.State, job.ID, job.ID)
-		case <-t.C:
-		}
-		j, err := cl.Job(c.Context, job.ID)
-		if err != nil {
-			if c.Context.Err() != nil {
-				continue // reported above
-			}
-			return job, clusterError(c, err, notFoundJob(job.ID), "")
-		}
-		job = j
+	id := job.ID
+	job, err := follow(c.Context, out, poll, job,
+		func(ctx context.Context) (*structs.Job, error) { return cl.Job(ctx, id) },
+		jobChanges,
+		func(j *structs.Job) bool { return j.State.Terminal() }, clockPrefix)
+	switch {
+	case c.Context.Err() != nil:
+		return job, fmt.Errorf("stopped waiting; job %s is still %s (trainctl jobs get %s; trainctl jobs cancel %s)", job.ID, job.State, job.ID, job.ID)
+	case err != nil:
+		return job, clusterError(c, err, notFoundJob(job.ID), "")
 	}
 	switch job.State {
 	case structs.JobSucceeded:

@@ -30,9 +30,10 @@ func newApp() *cli.App {
 	cmds = append(cmds, trainCommands()...)
 	cmds = append(cmds, coordinatorCommand())
 	cmds = append(cmds, submitCommand(), jobsCommand())
+	cmds = append(cmds, sweepCommand(), sweepsCommand(), modelsCommand())
 	cmds = append(cmds, workersCommand())
 	cmds = append(cmds, clusterCommand())
-	cmds = append(cmds, workerCommand(), upCommand())
+	cmds = append(cmds, workerCommand(), upCommand(), serveCommand())
 	return &cli.App{
 		Name:  "trainctl",
 		Usage: "distributed UNet segmentation training, sweeps and serving in one binary",

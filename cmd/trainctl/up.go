@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -13,10 +17,11 @@ import (
 
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/serving"
+	"github.com/trainctl/trainctl/tuning"
 	"github.com/trainctl/trainctl/worker"
 )
 
@@ -45,10 +50,15 @@ func upCommand() *cli.Command {
 			"the worker also gossip with each other on free 127.0.0.1 ports, as a cluster started\n" +
 			"with --gossip-addr does (see `trainctl coordinator --help`), so that a worker's\n" +
 			"graceful stop is seen at once.\n\n" +
-			"With --demo it also generates a small synthetic dataset, uploads it, submits a\n" +
-			"short training job and prints its progress until it finishes.\n" +
+			"With --demo it also generates a synthetic dataset (1200 shapes images of 64x64),\n" +
+			"uploads it, runs a short sweep (five learning rates; ASHA stops the poorer half at\n" +
+			"epochs 1 and 2 of 4; about 3 minutes on 2 cores) printing each trial and result, and serves\n" +
+			"the sweep's best model at --serve-addr, swapping in each better checkpoint as it\n" +
+			"lands; it prints the URL (a web page to upload an image) and a curl line to try.\n" +
+			"With --serve-model NAME it serves that registered model the same way.\n" +
 			"Ctrl-C stops it: a running job is checkpointed and handed back, then the\n" +
-			"coordinator shuts down; the next `trainctl up` resumes it.\n\n" +
+			"coordinator shuts down; the next `trainctl up` resumes it (and `up --demo` again\n" +
+			"finds its finished sweep and serves it at once).\n\n" +
 			"Examples:\n" +
 			"  trainctl up --demo\n" +
 			"  trainctl up &  trainctl dataset push shapes  &&  trainctl submit -f job.yaml --wait",
@@ -58,7 +68,11 @@ func upCommand() *cli.Command {
 			&cli.StringFlag{Name: "flight-addr", Usage: "`HOST:PORT` of the dataset Arrow Flight server", Value: defaultFlightAddr},
 			&cli.IntFlag{Name: "cores", Usage: "CPU cores the worker offers", Value: runtime.NumCPU()},
 			&cli.DurationFlag{Name: "grace", Usage: "time after Ctrl-C for a running job to checkpoint", Value: worker.DefaultGrace},
-			&cli.BoolFlag{Name: "demo", Usage: "generate a dataset, submit a short job and show it finish"},
+			&cli.BoolFlag{Name: "demo", Usage: "generate a dataset, run a short sweep and serve its best model"},
+			&cli.StringFlag{Name: "serve-addr", Usage: "`HOST:PORT` of the serving endpoint (with --demo or --serve-model)", Value: defaultServeAddr},
+			&cli.StringFlag{Name: "serve-model", Usage: "serve the newest version of registered model `NAME` (see `trainctl serve`)"},
+			&cli.IntFlag{Name: "demo-examples", Usage: "examples in the demo dataset", Value: 1200, Hidden: true},
+			&cli.IntFlag{Name: "demo-size", Usage: "image side of the demo dataset", Value: 64, Hidden: true},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "warn"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		},
@@ -107,14 +121,60 @@ func runUp(c *cli.Context) error {
 		srv.HTTPAddr(), srv.RaftAddr(), srv.FlightAddr(), srv.GossipAddr())
 	fmt.Fprintf(w, "state under %s; other commands: --coordinator %s (or TRAINCTL_COORDINATOR); Ctrl-C to stop\n", root, srv.HTTPAddr())
 
+	// Serving, when asked for: the endpoint starts at once (not ready until
+	// a model is loaded) and follows its target as checkpoints land.
+	var (
+		serveDone = make(chan error, 1)
+		follow    = func(serving.Target) {}
+		served    *serving.Server
+		serveURL  string
+	)
+	if c.Bool("demo") || c.String("serve-model") != "" {
+		name := demoModelName
+		if m := c.String("serve-model"); m != "" {
+			name = m
+		}
+		opts := serveOptions{Name: name, Listen: c.String("serve-addr"), MaxBatch: serving.DefaultMaxBatch,
+			MaxWait: serving.DefaultMaxWait, Queue: serving.DefaultQueueSize, Logger: logger}
+		if served, err = newServingServer(opts); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		ln, err := net.Listen("tcp", opts.Listen)
+		if err != nil {
+			return fmt.Errorf("up: --serve-addr %s: %w", opts.Listen, err)
+		}
+		serveURL = "http://" + ln.Addr().String()
+		fmt.Fprintf(w, "serving model %q at %s/ (ready once a model is loaded)\n", name, serveURL)
+		go func() { serveDone <- serveOn(ctx, served, ln) }()
+		follow = func(t serving.Target) {
+			go func() {
+				_ = serving.Follow(ctx, served, serving.FollowConfig{
+					API: client.New(srv.HTTPAddr()), Peers: []string{"http://" + srv.HTTPAddr()}, Target: t,
+					Dir: filepath.Join(root, "serve"), Interval: time.Second, MaxBatch: serving.DefaultMaxBatch, Logger: logger,
+				})
+			}()
+		}
+		if m := c.String("serve-model"); m != "" && !c.Bool("demo") {
+			follow(serving.Target{Model: m})
+		}
+	} else {
+		serveDone <- nil
+	}
+
 	demoDone := make(chan error, 1)
 	if c.Bool("demo") {
-		go func() { demoDone <- runDemo(ctx, w, client.New(srv.HTTPAddr()), filepath.Join(root, "demo")) }()
+		d := demo{
+			w: w, api: client.New(srv.HTTPAddr()), dir: filepath.Join(root, "demo"),
+			examples: c.Int("demo-examples"), size: c.Int("demo-size"),
+			follow: follow, served: served, url: serveURL,
+		}
+		go func() { demoDone <- d.run(ctx) }()
 	} else {
 		demoDone <- nil
 	}
 	runErr := agent.Run(ctx)
 	demoErr := <-demoDone
+	serveErr := <-serveDone
 	if err := srv.Shutdown(); err != nil {
 		return fmt.Errorf("up: shutdown: %w", err)
 	}
@@ -123,6 +183,9 @@ func runUp(c *cli.Context) error {
 	}
 	if demoErr != nil && ctx.Err() == nil {
 		return fmt.Errorf("up: demo: %w", demoErr)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("up: serving: %w", serveErr)
 	}
 	fmt.Fprintln(w, "trainctl up: stopped")
 	return nil
@@ -136,59 +199,154 @@ func upGossip() membership.Config {
 	return g
 }
 
-// runDemo generates a small dataset in its own store under dir, uploads
-// it, submits a short job and prints its progress until it ends.
-func runDemo(ctx context.Context, w io.Writer, api *client.Client, dir string) error {
-	st, err := dataset.OpenStore(filepath.Join(dir, "datasets"))
+// demoModelName is the name `up --demo` serves its model under.
+const demoModelName = "demo"
+
+// demo is `trainctl up --demo`'s walk through the system: a generated
+// dataset, a sweep on it, and its best model served.
+type demo struct {
+	w        io.Writer
+	api      *client.Client
+	dir      string
+	examples int
+	size     int
+	follow   func(serving.Target)
+	served   *serving.Server
+	url      string
+}
+
+// demoSweepSpec is the demo's sweep over dataset ref: five random
+// learning rates of UNet-S, one trial at a time on all the worker's
+// cores, judged by ASHA (reduction factor 2) at epochs 1 and 2 of 4, so
+// the poorer half stops early at each. Training is deterministic: every
+// run stops the same trials.
+func demoSweepSpec(ref string, cores int) (tuning.Spec, error) {
+	s := tuning.Defaults()
+	s.Name = "demo-sweep"
+	s.Job.Name, s.Job.Dataset = "demo-trial", ref
+	s.Job.Hyperparameters.Batch, s.Job.Hyperparameters.Seed = 8, 1
+	s.Job.Resources.CPUsPerRank = cores
+	lr := tuning.Param{Name: "lr", Type: tuning.LogUniform, Low: 1e-3, High: 1e-2}
+	space, err := tuning.NewSpace(lr)
+	if err != nil {
+		return tuning.Spec{}, err
+	}
+	s.SearchSpace = space
+	s.Objective = tuning.Objective{Metric: "val_mean_iou", Mode: tuning.Maximize}
+	s.Scheduler = tuning.SchedulerSpec{Name: tuning.SchedulerASHA, ReductionFactor: 2}
+	s.MaxTrials, s.MaxConcurrent = 5, 1
+	s.Budget = tuning.Budget{Unit: tuning.UnitEpochs, Min: 1, Max: 4}
+	s.Job.Hyperparameters.Epochs = s.Budget.Max
+	s.Seed = 1
+	return s, s.Validate()
+}
+
+// run generates the dataset (in its own store under dir) and uploads it,
+// writes a sample image to try the model with, submits the sweep (with a
+// request id derived from the dataset, so running the demo again finds
+// the same sweep), serves its best checkpoint, prints the sweep's progress
+// until it ends and then how to try the served model.
+func (d *demo) run(ctx context.Context) error {
+	w := d.w
+	st, err := dataset.OpenStore(filepath.Join(d.dir, "datasets"))
 	if err != nil {
 		return err
 	}
-	gen := dataset.ShapesConfig{N: 64, Size: 32, Seed: 1}
+	gen := dataset.ShapesConfig{N: d.examples, Size: d.size, Seed: 1}
+	fmt.Fprintf(w, "demo: generating %d shapes images of %dx%d\n", gen.N, gen.Size, gen.Size)
+	var sample *dataset.Example
 	m, _, err := st.Register(ctx, "demo-shapes", gen.Meta(), func(yield func(dataset.Example) error) (dataset.Provenance, error) {
-		return dataset.Provenance{Source: gen.Source()}, dataset.GenerateShapes(ctx, gen, yield)
+		return dataset.Provenance{Source: gen.Source()}, dataset.GenerateShapes(ctx, gen, func(e dataset.Example) error {
+			if sample == nil && e.Split == dataset.SplitVal {
+				sample = &e
+			}
+			return yield(e)
+		})
 	})
 	if err != nil {
 		return err
 	}
-	v, err := api.UploadDataset(ctx, m.Name, st.DataPath(m.ID))
+	v, err := d.api.UploadDataset(ctx, m.Name, st.DataPath(m.ID))
 	if err != nil {
 		return err
 	}
 	ref := fmt.Sprintf("%s@v%d", v.Name, v.Seq)
 	fmt.Fprintf(w, "demo: dataset %s uploaded (%d examples, %dx%d)\n", ref, m.Examples, gen.Size, gen.Size)
-	spec := jobspec.Defaults()
-	spec.Name, spec.Dataset = "demo", ref
-	spec.Hyperparameters.Epochs, spec.Hyperparameters.Batch = 2, 8
-	spec.CheckpointEvery = 4
-	j, err := api.SubmitJob(ctx, "demo-"+m.ID[:16], spec)
+	samplePath := filepath.Join(d.dir, "sample.png")
+	if sample != nil {
+		if err := writeSamplePNG(samplePath, sample.Image, gen.Size); err != nil {
+			return err
+		}
+	}
+
+	ws, err := d.api.Workers(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "demo: job %s submitted (%s, %d epochs of batch %d); `trainctl jobs get %s` shows it too\n",
-		j.ID, ref, spec.Hyperparameters.Epochs, spec.Hyperparameters.Batch, j.ID)
-	t := time.NewTicker(time.Second)
+	cores := 1
+	for _, wk := range ws {
+		cores = max(cores, wk.Meta.Cores)
+	}
+	spec, err := demoSweepSpec(ref, cores)
+	if err != nil {
+		return err
+	}
+	sw, err := d.api.SubmitSweep(ctx, "demo-"+m.ID[:16], spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "demo: sweep %s: %d learning rates of UNet-S, up to %d epochs each; ASHA stops the poorer half early; `trainctl sweeps get %s` shows it too\n",
+		sw.ID, spec.MaxTrials, spec.Budget.Max, sw.ID)
+	d.follow(serving.Target{SweepID: sw.ID})
+
+	id := sw.ID
+	sw, err = follow(ctx, w, time.Second, sw,
+		func(ctx context.Context) (*structs.Sweep, error) { return d.api.Sweep(ctx, id) },
+		sweepChanges,
+		func(s *structs.Sweep) bool { return s.State.Terminal() }, func() string { return "demo: " })
+	if err != nil {
+		return err
+	}
+	if sw.State != structs.SweepCompleted || sw.Best == nil {
+		return fmt.Errorf("sweep %s ended %s: %s", sw.ID, sw.State, sw.Error)
+	}
+	// Wait for the server to load the best checkpoint: the version the
+	// follower labels it with is the one Resolve gives for the sweep.
+	want, err := serving.Resolve(ctx, d.api, serving.Target{SweepID: sw.ID})
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	last := ""
 	for {
+		if m := d.served.Model(); m != nil && m.Version() == want.Version {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
-		if j, err = api.Job(ctx, j.ID); err != nil {
-			return err
-		}
-		line := fmt.Sprintf("demo: job %s %s, step %d", j.ID, j.State, j.Progress.Step)
-		if line != last {
-			fmt.Fprintln(w, line)
-			last = line
-		}
-		switch j.State {
-		case structs.JobSucceeded:
-			fmt.Fprintf(w, "demo: finished: val mean IoU %.3f, checkpoint %s\n", j.Progress.Metrics["val_mean_iou"], j.LatestCheckpoint)
-			return nil
-		case structs.JobFailed, structs.JobCancelled:
-			return errors.New("job " + j.ID + " ended " + string(j.State) + ": " + j.Error)
-		}
 	}
+	fmt.Fprintf(w, "demo: done: best trial %d (%s) %s=%.3f, model %s v1\n", sw.Best.Trial,
+		compactParams(sw.Trials[sw.Best.Trial].Params), sw.Spec.Objective.Metric, sw.Best.Value, sw.Spec.Name)
+	fmt.Fprintf(w, "demo: the best model is served at %s/ (open it in a browser and drop an image on it)\n", d.url)
+	fmt.Fprintf(w, "demo: try it:  curl -s -H 'Accept: image/png' --data-binary @%s %s/v1/models/%s:predict -o mask.png\n",
+		samplePath, d.url, demoModelName)
+	fmt.Fprintln(w, "demo: Ctrl-C stops trainctl up; running it again serves this model at once")
+	return nil
+}
+
+// writeSamplePNG writes an H×W×3 image as a PNG file.
+func writeSamplePNG(path string, pix []byte, size int) error {
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	for i := range size * size {
+		copy(img.Pix[4*i:4*i+3], pix[3*i:3*i+3])
+		img.Pix[4*i+3] = 0xff
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }

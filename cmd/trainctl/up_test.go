@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -143,5 +147,90 @@ func TestWorkerFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("trainctl %s: error %v, want one naming %q", strings.Join(tc.args, " "), err, tc.want)
 		}
+	}
+}
+
+var (
+	upDemoURLRE   = regexp.MustCompile(`served at (http://\S+)/ `)
+	upDemoTryRE   = regexp.MustCompile(`--data-binary @(\S+) (\S+:predict)`)
+	upDemoSweepRE = regexp.MustCompile(`demo: sweep ([0-9a-f]+):`)
+)
+
+// TestUpDemo runs `trainctl up --demo` (on a tiny dataset) end to end: it
+// runs the sweep, serves its best model, and the curl line it prints
+// works; after Ctrl-C, running it again finds the same sweep and serves at
+// once.
+func TestUpDemo(t *testing.T) {
+	dir := t.TempDir()
+	run := func() (sweepID string) {
+		var out, errOut syncBuffer
+		app := newApp()
+		app.Writer, app.ErrWriter = &out, &errOut
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			done <- app.RunContext(ctx, []string{"trainctl", "--data-dir", dir, "up", "--demo",
+				"--demo-examples", "48", "--demo-size", "16", "--cores", "2",
+				"--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0",
+				"--serve-addr", "127.0.0.1:0"})
+		}()
+		upWait(t, 3*time.Minute, "the demo to print how to try it", func() error {
+			select {
+			case err := <-done:
+				t.Fatalf("up --demo returned early: %v\n%s\n%s", err, out.String(), errOut.String())
+			default:
+			}
+			if !upDemoTryRE.MatchString(out.String()) {
+				return errors.New("no curl line yet")
+			}
+			return nil
+		})
+		text := out.String()
+		try := upDemoTryRE.FindStringSubmatch(text)
+		base := upDemoURLRE.FindStringSubmatch(text)
+		id := upDemoSweepRE.FindStringSubmatch(text)
+		if base == nil || id == nil {
+			t.Fatalf("no URL or sweep id in:\n%s", text)
+		}
+		img, err := os.ReadFile(try[1])
+		if err != nil {
+			t.Fatalf("the sample image of the curl line: %v", err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, try[2], bytes.NewReader(img))
+		req.Header.Set("Accept", "image/png")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("X-Model-Version"), "trial") {
+			t.Fatalf("predict: %d %q %s", resp.StatusCode, resp.Header.Get("X-Model-Version"), body)
+		}
+		if m, err := png.Decode(bytes.NewReader(body)); err != nil || m.Bounds().Dx() != 16 {
+			t.Fatalf("mask: %v (%v)", err, m)
+		}
+		for _, path := range []string{"/readyz", "/"} {
+			r, err := http.Get(base[1] + path)
+			if err != nil || r.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %v %v", path, r, err)
+			}
+			r.Body.Close()
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("up --demo: %v\n%s", err, errOut.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("up --demo did not stop within 30s of Ctrl-C")
+		}
+		return id[1]
+	}
+	first := run()
+	if again := run(); again != first {
+		t.Errorf("second run swept %s, want the first run's sweep %s", again, first)
 	}
 }
