@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The trainctl demo: everything that is real today, on this machine, with no
-# downloads. Run by `make demo`; safe to run again (each run uses a fresh
-# data directory unless TRAINCTL_DEMO_DIR is set).
+# The trainctl tour: every command, step by step, on this machine, with no
+# downloads. Run by `make tour` (`make demo` runs `trainctl up --demo`);
+# safe to run again (each run uses a fresh data directory unless
+# TRAINCTL_DEMO_DIR is set).
 set -euo pipefail
 
 BIN=${BIN:-bin/trainctl}
@@ -16,12 +17,12 @@ cleanup() {
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT
-trap 'echo; echo "demo interrupted"; exit 130' INT TERM
+trap 'echo; echo "tour interrupted"; exit 130' INT TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ trainctl %s\n' "$*"; "$BIN" "$@"; }
 
-echo "trainctl demo; state under $DEMO"
+echo "trainctl tour; state under $DEMO"
 
 step "1. Generate a synthetic segmentation dataset (deterministic by seed)"
 run dataset gen --kind shapes --name shapes --n 800 --size 128 --seed 1
@@ -93,6 +94,31 @@ step "13. The job as the cluster recorded it: attempts, progress, checkpoint"
 run jobs ls
 JOB=$("$BIN" -o json jobs ls | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -1)
 run jobs get "$JOB"
+
+step "14. A short sweep: 4 learning rates, ASHA stops the poorer half after one epoch (about 3 minutes)"
+cat deploy/examples/sweep-demo.yaml
+run sweep -f deploy/examples/sweep-demo.yaml --request-id demo-sweep-1 --wait
+SWEEP=$("$BIN" -o json sweeps ls | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -1)
+run sweeps get "$SWEEP"
+
+step "15. Replay the sweep from its Raft log: every decision and suggestion recomputed"
+run sweeps replay "$SWEEP"
+run models get demo-sweep
+
+step "16. Serve the registered model over HTTP and segment an image"
+SERVE="127.0.0.1:$((PORT + 4))"
+"$BIN" serve --model demo-sweep --listen "$SERVE" >"$DEMO/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 150); do curl -sf "http://$SERVE/readyz" >/dev/null && break; sleep 0.2; done
+IMG="$DEMO/pets/images/shapes-000000.jpg"
+echo "\$ curl -s -H 'Accept: image/png' --data-binary @$IMG http://$SERVE/v1/models/demo-sweep:predict -o $DEMO/mask.png"
+curl -s -D - -H 'Accept: image/png' --data-binary @"$IMG" "http://$SERVE/v1/models/demo-sweep:predict" -o "$DEMO/mask.png" | grep -i '^x-\|^HTTP'
+echo "\$ curl -s --data-binary @$IMG http://$SERVE/v1/models/demo-sweep:predict   # JSON"
+curl -s --data-binary @"$IMG" "http://$SERVE/v1/models/demo-sweep:predict" | cut -c1-300; echo
+echo "\$ curl -s --data-binary 'not an image' http://$SERVE/v1/models/demo-sweep:predict"
+curl -s --data-binary 'not an image' "http://$SERVE/v1/models/demo-sweep:predict"; echo
+curl -s "http://$SERVE/metrics" | grep '^trainctl_serving_requests_total'
+echo "open http://$SERVE/ in a browser to upload an image and see its mask"
 
 step "Done"
 echo "State is under $DEMO (remove it when done)."
