@@ -5,10 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/tuning"
 )
 
 // handleModelList is GET /v1/models: every version of every model, by name
@@ -71,18 +70,13 @@ func (s *Server) handleModelRegister(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// validModelName checks a model name as sweep names are checked: 1 to
-// jobspec.MaxNameLen bytes, not blank, no control characters.
+// validModelName checks a model name by tuning.CheckModelName, the rule
+// sweep specs follow too: one URL path segment without escaping. The FSM
+// checks less (see state's registerModel), so that logs written before this
+// rule still apply the same.
 func validModelName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("name: %w: required", structs.ErrInvalid)
-	case len(name) > jobspec.MaxNameLen:
-		return fmt.Errorf("name: %w: %d bytes, the limit is %d", structs.ErrInvalid, len(name), jobspec.MaxNameLen)
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return fmt.Errorf("name: %w: %q contains control characters", structs.ErrInvalid, name)
-	case strings.TrimSpace(name) == "":
-		return fmt.Errorf("name: %w: blank", structs.ErrInvalid)
+	if err := tuning.CheckModelName(name); err != nil {
+		return fmt.Errorf("name: %w: %w", structs.ErrInvalid, err)
 	}
 	return nil
 }

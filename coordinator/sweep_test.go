@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -319,27 +320,27 @@ func TestSweepAPIErrors(t *testing.T) {
 		{"replay unknown sweep", func() error { _, err := cl.ReplaySweep(ctx, unknown); return err },
 			http.StatusNotFound, []string{unknown}},
 		{"model without source", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m"})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m"})
 			return err
 		}, http.StatusBadRequest, []string{"checkpoint, job_id, sweep_id", "none"}},
 		{"model with two sources", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID, SweepID: unknown})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID, SweepID: unknown})
 			return err
 		}, http.StatusBadRequest, []string{"job_id, sweep_id"}},
 		{"model without name", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{JobID: j.ID})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{JobID: j.ID})
 			return err
 		}, http.StatusBadRequest, []string{"name"}},
 		{"model of unknown checkpoint", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", Checkpoint: unknown})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", Checkpoint: unknown})
 			return err
 		}, http.StatusNotFound, []string{"checkpoint", unknown}},
 		{"model of unknown sweep", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", SweepID: unknown})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", SweepID: unknown})
 			return err
 		}, http.StatusNotFound, []string{"sweep_id", unknown}},
 		{"model of a job without checkpoint", func() error {
-			_, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID})
+			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID})
 			return err
 		}, http.StatusConflict, []string{"job_id", j.ID}},
 		{"unknown model", func() error { _, err := cl.Models(ctx, "nope"); return err },
@@ -379,29 +380,37 @@ func TestModelRegistry(t *testing.T) {
 		}
 		digests = append(digests, d)
 	}
-	v1, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[0]})
-	if err != nil || v1.Version != 1 || v1.Checkpoint != digests[0] || v1.JobID != j.ID {
-		t.Fatalf("register by checkpoint: %v, %+v", err, v1)
+	v1, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[0]})
+	if err != nil || !created || v1.Version != 1 || v1.Checkpoint != digests[0] || v1.JobID != j.ID {
+		t.Fatalf("register by checkpoint: %v, created %v, %+v", err, created, v1)
 	}
 	// By job: its latest checkpoint, the second.
-	v2, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", JobID: j.ID})
-	if err != nil || v2.Version != 2 || v2.Checkpoint != digests[1] {
-		t.Fatalf("register by job: %v, %+v", err, v2)
+	v2, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", JobID: j.ID})
+	if err != nil || !created || v2.Version != 2 || v2.Checkpoint != digests[1] {
+		t.Fatalf("register by job: %v, created %v, %+v", err, created, v2)
 	}
 	// The latest version's checkpoint again: no new version.
-	again, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[1]})
-	if err != nil || again.Version != 2 {
-		t.Fatalf("re-registering the latest: %v, %+v", err, again)
+	again, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[1]})
+	if err != nil || created || again.Version != 2 {
+		t.Fatalf("re-registering the latest: %v, created %v, %+v", err, created, again)
 	}
-	if _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "other/name", Checkpoint: digests[0]}); err != nil {
+	if _, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "other.name_2", Checkpoint: digests[0]}); err != nil {
 		t.Fatal(err)
+	}
+	// A name that is not one URL path segment is refused, as a sweep spec
+	// with such a name is.
+	for _, bad := range []string{"other/name", "unet:predict", "my model", "-dash"} {
+		_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: bad, Checkpoint: digests[0]})
+		if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "name: invalid request: ") || !strings.Contains(err.Error(), strconv.Quote(bad)) {
+			t.Errorf("register %q: %v, want a 400 naming the name", bad, err)
+		}
 	}
 	vs, err := cl.Models(ctx, "unet")
 	if err != nil || len(vs) != 2 || vs[0].Version != 1 || vs[1].Version != 2 {
 		t.Fatalf("versions of unet: %v, %+v", err, vs)
 	}
-	if vs, err := cl.Models(ctx, "other/name"); err != nil || len(vs) != 1 {
-		t.Fatalf("versions of a name with a slash: %v, %+v", err, vs)
+	if vs, err := cl.Models(ctx, "other.name_2"); err != nil || len(vs) != 1 {
+		t.Fatalf("versions of other.name_2: %v, %+v", err, vs)
 	}
 	if all, err := cl.Models(ctx, ""); err != nil || len(all) != 3 {
 		t.Fatalf("all versions: %v, %d", err, len(all))

@@ -116,7 +116,7 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	}
 
 	d1 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 1), 10)
-	if _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d1}); err != nil {
+	if _, _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d1}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "version 1 to be served", func() bool {
@@ -149,7 +149,7 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	d2 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 2), 20)
-	if _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
+	if _, _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "version 2 to be served", func() bool {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unicode"
 
 	"github.com/trainctl/trainctl/coordinator/jobspec"
 )
@@ -42,7 +41,10 @@ var HyperparameterNames = []string{"batch", "epochs", "flip", "lr", "momentum", 
 // `trainctl sweep -f sweep.yaml` reads (see Parse); Defaults documents
 // the default of every omitted field.
 type Spec struct {
-	// Name labels the sweep (1 to jobspec.MaxNameLen bytes). Required.
+	// Name labels the sweep and names the model its best checkpoint is
+	// registered as when it finishes, so it follows CheckModelName's rule:
+	// 1 to jobspec.MaxNameLen bytes of letters, digits, '.', '_' and '-'.
+	// Required.
 	Name string `json:"name"`
 	// Job is the base job every trial runs, with the trial's parameters
 	// in its hyperparameters (see TrialJob). Required.
@@ -231,15 +233,10 @@ func (s Spec) check() jobspec.Errors {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &jobspec.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	switch {
-	case s.Name == "":
+	if s.Name == "" {
 		bad("name", "required")
-	case len(s.Name) > jobspec.MaxNameLen:
-		bad("name", "is %d bytes, the limit is %d", len(s.Name), jobspec.MaxNameLen)
-	case strings.IndexFunc(s.Name, unicode.IsControl) >= 0:
-		bad("name", "%q contains control characters", s.Name)
-	case strings.TrimSpace(s.Name) == "":
-		bad("name", "is blank")
+	} else if err := CheckModelName(s.Name); err != nil {
+		bad("name", "%v (a finished sweep registers its best checkpoint as a model of this name)", err)
 	}
 
 	if len(s.SearchSpace.Params) == 0 {

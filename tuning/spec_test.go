@@ -68,6 +68,8 @@ func TestParseErrors(t *testing.T) {
 		yaml string
 		want []string
 	}{
+		{"name not a model name", "name: my sweep\n" + strings.TrimPrefix(minimal, "name: s\n"),
+			[]string{`sweep.yaml:1: name: "my sweep" has ' ' at byte 2; use letters, digits, '.', '_' and '-' (a finished sweep registers its best checkpoint as a model of this name)`}},
 		{"unknown top-level field", minimal + "max_trial: 3\n",
 			[]string{"sweep.yaml:8: max_trial: unknown field (known: " + topKnown + ")"}},
 		{"job field wrong type, line mapped", "name: s\n" + baseJob + "  hyperparameters:\n    lr: fast\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",

@@ -238,25 +238,31 @@ func modelsRegisterCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			m, err := cl.RegisterModel(c.Context, body)
+			m, created, err := cl.RegisterModel(c.Context, body)
 			if err != nil {
 				return fmt.Errorf("models register %s: %w", name, clusterError(c, err, what, ""))
 			}
 			if p.JSON() {
 				return p.Value(m)
 			}
-			return writeRegistered(c.App.Writer, m)
+			return writeRegistered(c.App.Writer, m, created)
 		},
 	}
 }
 
-func writeRegistered(w io.Writer, m *structs.ModelVersion) error {
-	s := fmt.Sprintf("registered %s v%d: checkpoint %s", m.Name, m.Version, m.Checkpoint)
+// writeRegistered prints the version a registration created or, when
+// created is false, the latest version that already had the checkpoint.
+func writeRegistered(w io.Writer, m *structs.ModelVersion, created bool) error {
+	what := "checkpoint " + m.Checkpoint
 	if src := modelSource(m); src != "-" {
-		s += " (from " + src + ")"
+		what += " (from " + src + ")"
 	}
 	if m.Metric != "" {
-		s += ", " + modelValue(m)
+		what += ", " + modelValue(m)
+	}
+	s := fmt.Sprintf("registered %s v%d: %s", m.Name, m.Version, what)
+	if !created {
+		s = fmt.Sprintf("no new version: %s v%d, the latest, already has %s", m.Name, m.Version, what)
 	}
 	_, err := fmt.Fprintln(w, s)
 	return err

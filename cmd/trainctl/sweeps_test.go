@@ -422,10 +422,21 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		best := f.current().Best
+		// As the coordinator does: the checkpoint the model's latest
+		// version has already is no new version (200), else 201.
+		for _, m := range slices.Backward(f.models) {
+			if m.Name == body.Name {
+				if m.Checkpoint == best.Checkpoint {
+					reply(http.StatusOK, m)
+					return
+				}
+				break
+			}
+		}
 		m := &structs.ModelVersion{Name: body.Name, Version: 1, Checkpoint: best.Checkpoint, SweepID: body.SweepID, JobID: best.JobID,
 			Metric: "val_mean_iou", Value: best.Value, CreateTime: testT0}
 		f.models = append(f.models, m)
-		reply(http.StatusOK, m)
+		reply(http.StatusCreated, m)
 	})
 	mux.ServeHTTP(w, r)
 }
@@ -591,9 +602,14 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		if want := (structs.RegisterModelBody{Name: "unet-prod", SweepID: "5c1e0a9b7d3f2e64"}); len(f.registers) != 1 || f.registers[0] != want {
 			t.Errorf("register bodies %+v, want %+v", f.registers, want)
 		}
+		// The same checkpoint again makes no new version, and says so.
+		out = mustCtl(t, []string{"models", "register", "--sweep", "5c1e0a9b7d3f2e64", "unet-prod"}...)
+		if want := "no new version: unet-prod v1, the latest, already has checkpoint sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 (from sweep 5c1e0a9b7d3f2e64, job 5c1e0a9b7d3f2e64-t0), val_mean_iou=0.62\n"; out != want {
+			t.Errorf("register again:\n%q\nwant\n%q", out, want)
+		}
 		mustCtl(t, []string{"models", "register", "--checkpoint", "sha256:abc", "other"}...)
-		if want := (structs.RegisterModelBody{Name: "other", Checkpoint: "sha256:abc"}); f.registers[1] != want {
-			t.Errorf("register body %+v, want %+v", f.registers[1], want)
+		if want := (structs.RegisterModelBody{Name: "other", Checkpoint: "sha256:abc"}); f.registers[2] != want {
+			t.Errorf("register body %+v, want %+v", f.registers[2], want)
 		}
 		out = mustCtl(t, []string{"models", "ls"}...)
 		if !regexp.MustCompile(`(?m)^unet-prod +v1 +1 +9f86d081884c +sweep 5c1e0a9b7d3f2e64, job 5c1e0a9b7d3f2e64-t0 +val_mean_iou=0\.62`).MatchString(out) {

@@ -121,14 +121,21 @@ func retryable(err error) bool {
 // do sends one API call with retries; in (if not nil) is the JSON body and
 // out (if not nil) receives the JSON answer.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.doStatus(ctx, method, path, in, out)
+	return err
+}
+
+// doStatus is do that also returns the HTTP status of the successful
+// answer, for calls whose 200 and 201 mean different things.
+func (c *Client) doStatus(ctx context.Context, method, path string, in, out any) (int, error) {
 	if len(c.bases) == 0 {
-		return errors.New("coordinator client: no addresses")
+		return 0, errors.New("coordinator client: no addresses")
 	}
 	var body []byte
 	if in != nil {
 		var err error
 		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("%s %s: encode: %w", method, path, err)
+			return 0, fmt.Errorf("%s %s: encode: %w", method, path, err)
 		}
 	}
 	deadline := time.Now().Add(c.cfg.RetryTimeout)
@@ -139,13 +146,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	var lastAPIErr *APIError
 	for attempt := int64(0); ; attempt++ {
 		i := (start + attempt) % int64(len(c.bases))
-		err := c.once(ctx, c.bases[i], method, path, body, out)
+		status, err := c.once(ctx, c.bases[i], method, path, body, out)
 		if err == nil {
 			c.next.Store(i)
-			return nil
+			return status, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
+			return 0, fmt.Errorf("%s %s: %w", method, path, err)
 		}
 		errors.As(err, &lastAPIErr)
 		if (attempt+1)%int64(len(c.bases)) != 0 {
@@ -155,55 +162,55 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			if lastAPIErr != nil {
 				err = lastAPIErr
 			}
-			return fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, err)
+			return 0, fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s %s: %w (last error: %w)", method, path, ctx.Err(), err)
+			return 0, fmt.Errorf("%s %s: %w (last error: %w)", method, path, ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, c.cfg.MaxRetryWait)
 	}
 }
 
-// once sends one request to one address.
-func (c *Client) once(ctx context.Context, base, method, path string, body []byte, out any) error {
+// once sends one request to one address and returns the answer's status.
+func (c *Client) once(ctx context.Context, base, method, path string, body []byte, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read answer of %s: %w", base, err)
+		return 0, fmt.Errorf("read answer of %s: %w", base, err)
 	}
 	if resp.StatusCode >= 300 {
 		var eb structs.ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb = structs.ErrorBody{Error: strings.TrimSpace(string(data)), Code: structs.CodeInternal}
 		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return 0, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
 	if out == nil {
-		return nil
+		return resp.StatusCode, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode answer of %s: %w", base, err)
+		return 0, fmt.Errorf("decode answer of %s: %w", base, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // SubmitJob submits a job. requestID is the idempotency key: calling again

@@ -100,14 +100,17 @@ func (c *Client) Models(ctx context.Context, name string) ([]*structs.ModelVersi
 
 // RegisterModel adds the next version of a named model from exactly one of
 // a checkpoint digest, a job (its latest checkpoint) or a sweep (its best
-// checkpoint). Registering the checkpoint the latest version already has
-// returns that version.
-func (c *Client) RegisterModel(ctx context.Context, body structs.RegisterModelBody) (*structs.ModelVersion, error) {
-	var v structs.ModelVersion
-	if err := c.do(ctx, http.MethodPost, "/v1/models", body, &v); err != nil {
-		return nil, err
+// checkpoint), and returns it with created true. Registering the checkpoint
+// the latest version already has returns that version with created false
+// (also when an earlier try of this very call, retried after a lost
+// answer, created it).
+func (c *Client) RegisterModel(ctx context.Context, body structs.RegisterModelBody) (v *structs.ModelVersion, created bool, err error) {
+	v = new(structs.ModelVersion)
+	status, err := c.doStatus(ctx, http.MethodPost, "/v1/models", body, v)
+	if err != nil {
+		return nil, false, err
 	}
-	return &v, nil
+	return v, status == http.StatusCreated, nil
 }
 
 // sweepPath is the path of sweep id with suffix.

@@ -383,6 +383,9 @@ func (s *Store) cancelSweep(index uint64, req *structs.SweepCancelRequest) (*str
 	return sw, nil
 }
 
+// registerModel applies a ModelRegister entry. It checks names less than
+// the API does (tuning.CheckModelName): entries a leader accepted before
+// that rule existed must apply the same on every replay.
 func (s *Store) registerModel(index uint64, req *structs.ModelRegisterRequest) (*structs.ModelVersion, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
