@@ -137,6 +137,10 @@ type FollowConfig struct {
 	Dir string
 	// Interval is how often the coordinator is asked (default 2 s).
 	Interval time.Duration
+	// AskTimeout bounds one question to the coordinators, retries
+	// included (default 10 s), so that unreachable coordinators are logged
+	// within that time rather than after the client's own retry timeout.
+	AskTimeout time.Duration
 	// Threads and MaxBatch configure each loaded model (see LoadModel).
 	Threads, MaxBatch int
 	Logger            *slog.Logger
@@ -155,6 +159,9 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 2 * time.Second
 	}
+	if cfg.AskTimeout <= 0 {
+		cfg.AskTimeout = 10 * time.Second
+	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = artifact.NewClient(artifact.ClientConfig{})
 	}
@@ -169,7 +176,9 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
-		choice, err := Resolve(ctx, cfg.API, cfg.Target)
+		actx, cancel := context.WithTimeout(ctx, cfg.AskTimeout)
+		choice, err := Resolve(actx, cfg.API, cfg.Target)
+		cancel()
 		if err == nil && choice.Digest != current {
 			err = swapIn(ctx, srv, cfg, choice)
 			if err == nil {
@@ -183,7 +192,7 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 			if errors.Is(err, ErrNoCheckpoint) || (cfg.Target.Model != "" && errors.Is(err, structs.ErrNotFound)) {
 				log.Info("waiting for a checkpoint", "reason", err)
 			} else {
-				log.Warn("follow", "err", err)
+				log.Warn("follow: retrying", "every", cfg.Interval, "err", err)
 			}
 		}
 		lastErr = ""

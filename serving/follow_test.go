@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -198,6 +199,57 @@ func TestResolveErrors(t *testing.T) {
 			t.Errorf("Target%+v.Validate() = nil, want an error", tc)
 		}
 	}
+}
+
+// TestFollowUnreachableLogged: with no coordinator listening, Follow says
+// so within AskTimeout (not after the client's 30 s of retries), keeps
+// the server unready and returns only when its context ends.
+func TestFollowUnreachableLogged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	var logs syncBuffer
+	s := startServer(t, Config{Name: "pets"}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Follow(ctx, s.Server, FollowConfig{
+			API: client.New(dead), Peers: []string{"http://" + dead}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
+			Interval: 50 * time.Millisecond, AskTimeout: 300 * time.Millisecond, Threads: 1, MaxBatch: 1,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+	}()
+	waitFor(t, "a warning that the coordinator is unreachable", func() bool {
+		return strings.Contains(logs.String(), `msg="follow: retrying"`) && strings.Contains(logs.String(), "connection refused")
+	})
+	if r := do(t, http.DefaultClient, http.MethodGet, s.ts.URL+"/readyz", "", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("readyz with no coordinator: %d, want 503", r.status)
+	}
+	cancel()
+	if err := recv(t, done, "Follow to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Follow returned %v, want context.Canceled", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
