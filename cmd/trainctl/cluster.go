@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,34 @@ func splitHostPort(a string) (host string, port int, err error) {
 	return host, port, nil
 }
 
+// clusterSetup is the start of every command that asks the cluster and
+// prints the answer: its printer (-o) and a client of --coordinator.
+func clusterSetup(c *cli.Context) (*printer, *client.Client, error) {
+	p, err := newPrinter(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := newClusterClient(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, cl, nil
+}
+
+// stateFlag reads a listing's --state filter: one of states (any case), or
+// "" when the flag is not given. cmd names the command in the error.
+func stateFlag[S ~string](c *cli.Context, cmd string, states []S) (S, error) {
+	state := S(strings.ToLower(c.String("state")))
+	if state == "" || slices.Contains(states, state) {
+		return state, nil
+	}
+	names := make([]string, len(states))
+	for i, s := range states {
+		names[i] = string(s)
+	}
+	return "", fmt.Errorf("%s: --state %q: want one of %s", cmd, c.String("state"), strings.Join(names, ", "))
+}
+
 // newClusterClient returns a client of the --coordinator addresses that
 // retries for --timeout.
 func newClusterClient(c *cli.Context) (*client.Client, error) {
@@ -211,11 +240,7 @@ func clusterStatusCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}

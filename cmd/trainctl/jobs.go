@@ -84,7 +84,7 @@ func runSubmit(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	p, err := newPrinter(c)
+	p, cl, err := clusterSetup(c)
 	if err != nil {
 		return err
 	}
@@ -100,10 +100,6 @@ func runSubmit(c *cli.Context) error {
 	spec, err := jobspec.ParseFile(file)
 	if err != nil {
 		return specFileError("submit", file, err)
-	}
-	cl, err := newClusterClient(c)
-	if err != nil {
-		return err
 	}
 	job, err := cl.SubmitJob(c.Context, reqID, spec)
 	if err != nil {
@@ -283,15 +279,11 @@ func jobsLsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
-			state := structs.JobState(strings.ToLower(c.String("state")))
-			if state != "" && !slices.Contains(jobStates, state) {
-				return fmt.Errorf("jobs ls: --state %q: want one of pending, running, succeeded, failed, cancelled", c.String("state"))
-			}
-			cl, err := newClusterClient(c)
+			state, err := stateFlag(c, "jobs ls", jobStates)
 			if err != nil {
 				return err
 			}
@@ -336,11 +328,7 @@ func jobsGetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -447,11 +435,7 @@ func jobsCancelCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -561,15 +545,11 @@ func runJobsLogs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := newPrinter(c)
+	p, cl, err := clusterSetup(c)
 	if err != nil {
 		return err
 	}
 	poll, err := pollInterval(c)
-	if err != nil {
-		return err
-	}
-	cl, err := newClusterClient(c)
 	if err != nil {
 		return err
 	}

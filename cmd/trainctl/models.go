@@ -100,11 +100,7 @@ func modelsLsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -146,11 +142,7 @@ func modelsGetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -226,15 +218,11 @@ func modelsRegisterCommand() *cli.Command {
 			if strings.TrimSpace(name) == "" {
 				return fmt.Errorf("models register: the model NAME is empty")
 			}
-			p, err := newPrinter(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
 			body, what, err := registerSource(c, name)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ func runSweep(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	p, err := newPrinter(c)
+	p, cl, err := clusterSetup(c)
 	if err != nil {
 		return err
 	}
@@ -85,10 +85,6 @@ func runSweep(c *cli.Context) error {
 	}
 	file := c.String("file")
 	spec, err := parseSweepFile(file)
-	if err != nil {
-		return err
-	}
-	cl, err := newClusterClient(c)
 	if err != nil {
 		return err
 	}
@@ -370,15 +366,11 @@ func sweepsLsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
-			state := structs.SweepState(strings.ToLower(c.String("state")))
-			if state != "" && !slices.Contains(sweepStates, state) {
-				return fmt.Errorf("sweeps ls: --state %q: want one of running, completed, cancelled, failed", c.String("state"))
-			}
-			cl, err := newClusterClient(c)
+			state, err := stateFlag(c, "sweeps ls", sweepStates)
 			if err != nil {
 				return err
 			}
@@ -411,11 +403,7 @@ func sweepsGetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -553,11 +541,7 @@ func sweepsTrialsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -595,11 +579,7 @@ func sweepsCancelCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -647,11 +627,7 @@ func sweepsReplayCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}

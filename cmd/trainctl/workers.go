@@ -37,11 +37,7 @@ func workersLsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
@@ -82,11 +78,7 @@ func workersDrainCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			cl, err := newClusterClient(c)
+			p, cl, err := clusterSetup(c)
 			if err != nil {
 				return err
 			}
