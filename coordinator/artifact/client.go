@@ -211,7 +211,8 @@ func (c *Client) Push(ctx context.Context, peer, digest string, body io.Reader, 
 // Get opens the blob digest on peer (GET) and returns its content and
 // size. The caller closes the reader, and must verify the content (see
 // Store.PutExpected) before trusting it. A missing blob gives an error
-// wrapping ErrNotFound; a blob larger than MaxBlobSize ErrTooLarge.
+// wrapping ErrNotFound; a blob larger than MaxBlobSize ErrTooLarge, from
+// Get when the answer declares its length and from the reader otherwise.
 func (c *Client) Get(ctx context.Context, peer, digest string) (io.ReadCloser, int64, error) {
 	if _, err := ParseDigest(digest); err != nil {
 		return nil, 0, fmt.Errorf("get blob from %s: %w", peer, err)
@@ -237,7 +238,35 @@ func (c *Client) Get(ctx context.Context, peer, digest string) (io.ReadCloser, i
 		cancel()
 		return nil, 0, fmt.Errorf("get blob %s from %s: %w: %d bytes, the limit is %d", ShortDigest(digest), peer, ErrTooLarge, resp.ContentLength, c.cfg.MaxBlobSize)
 	}
-	return &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}, resp.ContentLength, nil
+	body := &boundedBody{ReadCloser: resp.Body, left: c.cfg.MaxBlobSize,
+		tooLarge: fmt.Errorf("get blob %s from %s: %w: more than %d bytes", ShortDigest(digest), peer, ErrTooLarge, c.cfg.MaxBlobSize)}
+	return &cancelOnClose{ReadCloser: body, cancel: cancel}, resp.ContentLength, nil
+}
+
+// boundedBody fails a read with tooLarge once the body goes past left
+// bytes: an answer without a Content-Length (chunked) is held to
+// MaxBlobSize too, before it can fill a disk.
+type boundedBody struct {
+	io.ReadCloser
+	left     int64 // bytes still allowed; negative once exceeded
+	tooLarge error
+}
+
+// Read reads at most one byte beyond the limit, to tell a body of exactly
+// the limit from a longer one, and hands that byte to no one.
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, b.tooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n - 1, b.tooLarge
+	}
+	return n, err
 }
 
 // cancelOnClose ends a request's context when its body is closed.

@@ -49,11 +49,14 @@ func (c *Client) fetchFrom(ctx context.Context, peer, digest, path string) error
 	defer rc.Close()
 	f, err := os.CreateTemp(filepath.Dir(path), ".fetch-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("get blob %s from %s: %w", ShortDigest(digest), peer, err)
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(f, h), rc)
+	if err == nil {
+		err = f.Sync() // the bytes are on disk before the name is
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -63,7 +66,10 @@ func (c *Client) fetchFrom(ctx context.Context, peer, digest, path string) error
 	if got := DigestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("get blob %s from %s: %w: got %s", ShortDigest(digest), peer, ErrDigestMismatch, ShortDigest(got))
 	}
-	return os.Rename(f.Name(), path)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("get blob %s from %s: %w", ShortDigest(digest), peer, err)
+	}
+	return nil
 }
 
 // FileDigest returns the digest and size of the file at path.
