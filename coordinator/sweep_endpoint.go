@@ -91,22 +91,31 @@ func (s *Server) handleSweepTrials(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, leaderboard(sw.Trials, sw.Spec.Objective.Mode))
 }
 
-// leaderboard returns a copy of trials ordered best first: the trials that
-// reported a value by their best value (highest first when mode is max,
-// lowest first otherwise), ties by number, then the others by number.
+// leaderboard returns a copy of trials ordered best first: the trials with
+// a finite result by their best value (highest first when mode is max,
+// lowest first otherwise), ties by number; then those whose results all
+// diverged, then those with no result yet, each by number.
 func leaderboard(trials []structs.Trial, mode tuning.Mode) []structs.Trial {
 	out := slices.Clone(trials)
 	if out == nil {
 		out = []structs.Trial{}
 	}
-	slices.SortStableFunc(out, func(a, b structs.Trial) int {
-		if a.HasValue != b.HasValue {
-			if a.HasValue {
-				return -1
-			}
+	// rank: 0 with a finite result, 1 with only non-finite ones, 2 with
+	// none.
+	rank := func(t *structs.Trial) int {
+		switch {
+		case t.HasFinite():
+			return 0
+		case t.HasValue:
 			return 1
 		}
-		if a.HasValue {
+		return 2
+	}
+	slices.SortStableFunc(out, func(a, b structs.Trial) int {
+		if c := cmp.Compare(rank(&a), rank(&b)); c != 0 {
+			return c
+		}
+		if a.HasFinite() {
 			c := cmp.Compare(a.BestValue, b.BestValue)
 			if mode == tuning.Maximize {
 				c = -c

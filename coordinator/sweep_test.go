@@ -419,15 +419,23 @@ func TestModelRegistry(t *testing.T) {
 
 func TestSweepLeaderboard(t *testing.T) {
 	tr := func(n int, has bool, best float64) structs.Trial {
-		return structs.Trial{Number: n, HasValue: has, BestValue: best}
+		t := structs.Trial{Number: n, HasValue: has, BestValue: best}
+		if has {
+			t.BestBudget = 1
+		}
+		return t
 	}
-	trials := []structs.Trial{tr(0, false, 0), tr(1, true, 0.5), tr(2, true, 0.9), tr(3, false, 0), tr(4, true, 0.5), tr(5, true, 0.1)}
+	// Trial 6's results all diverged, as the FSM records them: a value,
+	// but no finite best (0 at budget 0). It ranks after every finite
+	// result in either mode, though 0 would beat them all when minimizing.
+	diverged := structs.Trial{Number: 6, HasValue: true, Budget: 2}
+	trials := []structs.Trial{tr(0, false, 0), tr(1, true, 0.5), tr(2, true, 0.9), tr(3, false, 0), tr(4, true, 0.5), tr(5, true, 0.1), diverged}
 	tests := []struct {
 		mode tuning.Mode
 		want []int
 	}{
-		{tuning.Maximize, []int{2, 1, 4, 5, 0, 3}},
-		{tuning.Minimize, []int{5, 1, 4, 2, 0, 3}},
+		{tuning.Maximize, []int{2, 1, 4, 5, 6, 0, 3}},
+		{tuning.Minimize, []int{5, 1, 4, 2, 6, 0, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.mode), func(t *testing.T) {

@@ -199,8 +199,11 @@ func resultLine(r structs.SweepResult, unit, metric string) string {
 // trialEndLine says how a trial ended.
 func trialEndLine(tr *structs.Trial, unit, metric string) string {
 	best := "no result"
-	if tr.HasValue {
+	switch {
+	case tr.HasFinite():
 		best = fmt.Sprintf("best %s=%s at %s %d", metric, fmtValue(tr.BestValue), budgetUnitName(unit), tr.BestBudget)
+	case tr.HasValue:
+		best = fmt.Sprintf("every %s was non-finite: diverged", metric)
 	}
 	switch tr.State {
 	case structs.TrialStopped:
@@ -269,8 +272,11 @@ func leaderboardRows(sw *structs.Sweep, trials []structs.Trial) [][]string {
 	rows := make([][]string, len(trials))
 	for i, tr := range trials {
 		best := "-"
-		if tr.HasValue {
+		switch {
+		case tr.HasFinite():
 			best = fmtValue(tr.BestValue)
+		case tr.HasValue:
+			best = "diverged"
 		}
 		ck := "-"
 		if tr.BestCheckpoint != "" {

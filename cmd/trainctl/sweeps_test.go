@@ -147,6 +147,8 @@ func TestSweepTrialEndLines(t *testing.T) {
 			"trial 2 failed: out of memory (`trainctl jobs logs j-t2`)"},
 		{structs.Trial{Number: 3, State: structs.TrialCancelled}, tuning.UnitEpochs, "trial 3 cancelled"},
 		{structs.Trial{Number: 5, State: structs.TrialCompleted}, tuning.UnitEpochs, "trial 5 completed (no result)"},
+		{structs.Trial{Number: 6, State: structs.TrialStopped, Budget: 1, HasValue: true}, tuning.UnitEpochs,
+			"trial 6 stopped early after 1 epoch (every val_mean_iou was non-finite: diverged)"},
 	} {
 		if got := trialEndLine(&tc.tr, tc.unit, "val_mean_iou"); got != tc.want {
 			t.Errorf("trial %+v: got %q, want %q", tc.tr, got, tc.want)

@@ -44,6 +44,13 @@ const (
 // Terminal reports whether a trial in state s has ended.
 func (s TrialState) Terminal() bool { return s != TrialRunning }
 
+// HasFinite reports whether the trial has a finite result, so that
+// BestValue means something: a trial whose results all diverged (NaN or
+// ±Inf, recorded as non-finite) has HasValue but not HasFinite, and ranks
+// below every trial that has one. Budgets start at 1, so BestBudget 0
+// means none.
+func (t *Trial) HasFinite() bool { return t.BestBudget > 0 }
+
 // Trial is one point of a sweep's search space and the job that trains it.
 type Trial struct {
 	// Number counts a sweep's trials from 0, in suggestion order.
@@ -64,8 +71,8 @@ type Trial struct {
 	HasValue bool `json:"has_value"`
 	// LastValue is the objective of the trial's latest result.
 	LastValue float64 `json:"last_value"`
-	// BestValue is the best objective among its results, reached at
-	// BestBudget.
+	// BestValue is the best objective among its finite results, reached
+	// at BestBudget; BestBudget is 0 while it has none (see HasFinite).
 	BestValue  float64 `json:"best_value"`
 	BestBudget int     `json:"best_budget"`
 	// Decision is the scheduler's decision on the latest result
