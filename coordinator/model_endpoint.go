@@ -67,13 +67,18 @@ func (s *Server) handleModelRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	// The FSM answers the latest version unchanged when it already has
+	// the checkpoint (a concurrent twin of this request committed first).
+	status := http.StatusOK
+	if m, ok := resp.(*structs.ModelVersion); ok && m.CreateTime.Equal(req.Time) {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, resp)
 }
 
 // validModelName checks a model name by tuning.CheckModelName, the rule
-// sweep specs follow too: one URL path segment without escaping. The FSM
-// checks less (see state's registerModel), so that logs written before this
-// rule still apply the same.
+// sweep specs and the FSM follow too: one URL path segment without
+// escaping.
 func validModelName(name string) error {
 	if err := tuning.CheckModelName(name); err != nil {
 		return fmt.Errorf("name: %w: %w", structs.ErrInvalid, err)

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
-	"unicode"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/tuning"
 )
@@ -225,6 +222,10 @@ func (s *Store) stepSweep(index uint64, req *structs.SweepStepRequest) (*structs
 		switch {
 		case nt.Number != len(sw.Trials):
 			return nil, bad(field+".number", structs.ErrConflict, "%d, want %d", nt.Number, len(sw.Trials))
+		case nt.Number >= sw.Spec.MaxTrials:
+			return nil, bad(field+".number", structs.ErrConflict, "%d is past max_trials %d", nt.Number, sw.Spec.MaxTrials)
+		case sw.Exhausted:
+			return nil, bad(field, structs.ErrConflict, "the sweep's search space is exhausted")
 		case nt.JobID == "":
 			return nil, bad(field+".job_id", structs.ErrInvalid, "required")
 		case s.t.jobs[nt.JobID] != nil || slices.ContainsFunc(jobs, func(j *structs.Job) bool { return j.ID == nt.JobID }):
@@ -285,7 +286,10 @@ func (s *Store) stepSweep(index uint64, req *structs.SweepStepRequest) (*structs
 		sw.State = f.State
 		sw.Error = f.Error
 		sw.EndTime = req.Time
-		if f.State == structs.SweepCompleted && sw.Best != nil {
+		vs := s.t.models[sw.Spec.Name]
+		// As registerModel: a latest version with this checkpoint already
+		// (registered by hand from the running sweep) gets no twin.
+		if f.State == structs.SweepCompleted && sw.Best != nil && (len(vs) == 0 || vs[len(vs)-1].Checkpoint != sw.Best.Checkpoint) {
 			model = &structs.ModelVersion{
 				Name:        sw.Spec.Name,
 				Version:     len(s.t.models[sw.Spec.Name]) + 1,
@@ -383,22 +387,18 @@ func (s *Store) cancelSweep(index uint64, req *structs.SweepCancelRequest) (*str
 	return sw, nil
 }
 
-// registerModel applies a ModelRegister entry. It checks names less than
-// the API does (tuning.CheckModelName): entries a leader accepted before
-// that rule existed must apply the same on every replay.
+// registerModel applies a ModelRegister entry: the next version of the
+// named model, or, when the model's latest version already has the
+// checkpoint, that version unchanged (its CreateTime, not req.Time, tells
+// the caller so). Checking that here rather than only in the API makes
+// concurrent or retried registrations of one checkpoint add one version.
 func (s *Store) registerModel(index uint64, req *structs.ModelRegisterRequest) (*structs.ModelVersion, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case req.Name == "":
-		return nil, fmt.Errorf("register model: name: %w: required", structs.ErrInvalid)
-	case len(req.Name) > jobspec.MaxNameLen:
-		return nil, fmt.Errorf("register model: name: %w: is %d bytes, the limit is %d", structs.ErrInvalid, len(req.Name), jobspec.MaxNameLen)
-	case strings.IndexFunc(req.Name, unicode.IsControl) >= 0:
-		return nil, fmt.Errorf("register model: name: %w: %q contains control characters", structs.ErrInvalid, req.Name)
-	case strings.TrimSpace(req.Name) == "":
-		return nil, fmt.Errorf("register model: name: %w: is blank", structs.ErrInvalid)
-	case req.Checkpoint == "":
+	if err := tuning.CheckModelName(req.Name); err != nil {
+		return nil, fmt.Errorf("register model: name: %w: %w", structs.ErrInvalid, err)
+	}
+	if req.Checkpoint == "" {
 		return nil, fmt.Errorf("register model %q: checkpoint: %w: required", req.Name, structs.ErrInvalid)
 	}
 	c, ok := s.t.checkpoints[req.Checkpoint]
@@ -416,6 +416,9 @@ func (s *Store) registerModel(index uint64, req *structs.ModelRegisterRequest) (
 		}
 	}
 	versions := s.t.models[req.Name]
+	if n := len(versions); n > 0 && versions[n-1].Checkpoint == req.Checkpoint {
+		return versions[n-1], nil
+	}
 	m := &structs.ModelVersion{
 		Name:        req.Name,
 		Version:     len(versions) + 1,

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -506,6 +507,18 @@ func sweepLog() []step {
 					t.Fatalf("m = %+v, %v", m, err)
 				}
 			}},
+		{name: "model m again with its latest checkpoint: no v3", typ: structs.ModelRegisterRequestType,
+			req: &structs.ModelRegisterRequest{Name: "m", Checkpoint: "c2", Time: t0.Add(time.Minute)},
+			check: func(t *testing.T, s *Store, resp any) {
+				if m := resp.(*structs.ModelVersion); m.Version != 2 || !m.CreateTime.Equal(t0) {
+					t.Fatalf("answer %+v, want v2 as it was", m)
+				}
+				if vs := s.ModelVersions("m"); len(vs) != 2 {
+					t.Fatalf("%d versions, want 2", len(vs))
+				}
+			}},
+		{name: "model with a slash in its name", typ: structs.ModelRegisterRequestType,
+			req: &structs.ModelRegisterRequest{Name: "team/m", Checkpoint: "c0", Time: t0}, wantErr: structs.ErrInvalid},
 		{name: "sweep step with an unknown field", raw: append([]byte{byte(structs.SweepStepRequestType)}, `{"sweep_id":"s2","x":1}`...),
 			wantErr: structs.ErrInvalid},
 	}
@@ -570,6 +583,11 @@ func TestStepSweepErrorsNameTheField(t *testing.T) {
 			r.NewTrials = []structs.NewTrial{newTrial(2, "a"), newTrial(2, "b")}
 		},
 			`step sweep "s1": new_trials[1].number: conflict: 2, want 3`},
+		{"new trial past max_trials", func(r *structs.SweepStepRequest) {
+			for n := 2; n <= 20; n++ { // max_trials is 20: trials 0..19
+				r.NewTrials = append(r.NewTrials, newTrial(n, fmt.Sprintf("x%d", n)))
+			}
+		}, `step sweep "s1": new_trials[18].number: conflict: 20 is past max_trials 20`},
 		{"new trial job", func(r *structs.SweepStepRequest) {
 			nt := newTrial(2, "a")
 			nt.Job.Name = ""
@@ -588,6 +606,18 @@ func TestStepSweepErrorsNameTheField(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", resp, tt.want)
 			}
 		})
+	}
+	// Once the searcher said the space is exhausted, no trial follows.
+	if resp := f.Apply(entry(t, 200, structs.SweepStepRequestType, stepReq("s1", func(r *structs.SweepStepRequest) { r.Exhausted = true }))); resp != nil {
+		if err, ok := resp.(error); ok {
+			t.Fatalf("exhausted step: %v", err)
+		}
+	}
+	resp := f.Apply(entry(t, 201, structs.SweepStepRequestType, stepReq("s1", func(r *structs.SweepStepRequest) {
+		r.NewTrials = []structs.NewTrial{newTrial(2, "late")}
+	})))
+	if err, _ := resp.(error); err == nil || !strings.Contains(err.Error(), `step sweep "s1": new_trials[0]: conflict: the sweep's search space is exhausted`) {
+		t.Fatalf("a new trial after exhaustion: %v", resp)
 	}
 }
 
@@ -638,7 +668,7 @@ func TestSnapshotRestoreSweeps(t *testing.T) {
 	// came back.
 	rest := []*raft.Log{
 		entry(t, 1000, structs.SweepSubmitRequestType, &structs.SweepSubmitRequest{SweepID: "dup", RequestID: "sr1", Spec: sweepSpec("x", tuning.Minimize, tuning.UnitEpochs), SubmitTime: t0}),
-		entry(t, 1001, structs.ModelRegisterRequestType, &structs.ModelRegisterRequest{Name: "s", Checkpoint: "c2", Time: t0}),
+		entry(t, 1001, structs.ModelRegisterRequestType, &structs.ModelRegisterRequest{Name: "s", Checkpoint: "c0", Time: t0}),
 	}
 	for i, st := range steps[cut+1:] {
 		l := &raft.Log{Index: uint64(cut + 2 + i), Term: 1, Type: raft.LogCommand, Data: st.raw}
