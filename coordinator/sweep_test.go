@@ -467,7 +467,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 		addrs = append(addrs, n.srv.HTTPAddr())
 	}
 	c.addWorker("w1", 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	spec := testSweepSpec("kill", 9, 3, 9)
@@ -496,7 +496,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 
 	old := c.leader(nil)
 	survivors := c.followers(old)
-	waitSweep(t, old.srv, sw.ID, 20*time.Second, "results before the kill", func(sw *structs.Sweep) error {
+	waitSweep(t, old.srv, sw.ID, 60*time.Second, "results before the kill", func(sw *structs.Sweep) error {
 		if len(sw.Results) < 5 || sw.RunningTrials() == 0 {
 			return fmt.Errorf("%d results, %d trials running", len(sw.Results), sw.RunningTrials())
 		}
@@ -509,7 +509,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 		}
 	}
 	l := c.leader(survivors)
-	done := waitSweep(t, l.srv, sw.ID, 40*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
+	done := waitSweep(t, l.srv, sw.ID, 90*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
 	t.Logf("sweep done %v after the kill of %s: %d trials, %d results; new leader %s",
 		time.Since(killed).Round(time.Millisecond), old.cfg.NodeID, len(done.Trials), len(done.Results), l.cfg.NodeID)
 	stopDriver()
@@ -583,14 +583,14 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 	c := newCluster(t, 1, fastSweeps)
 	s := c.nodes[0].srv
 	w := c.addWorker("w1", 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	sw, err := w.cl.SubmitSweep(ctx, "", testSweepSpec("preempt", 1, 1, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw = waitSweep(t, s, sw.ID, 10*time.Second, "the first trial", func(sw *structs.Sweep) error {
+	sw = waitSweep(t, s, sw.ID, 30*time.Second, "the first trial", func(sw *structs.Sweep) error {
 		if len(sw.Trials) != 1 {
 			return fmt.Errorf("%d trials", len(sw.Trials))
 		}
@@ -626,7 +626,7 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 	if err := d.play(ctx, a2); err != nil {
 		t.Fatal(err)
 	}
-	done := waitSweep(t, s, sw.ID, 10*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
+	done := waitSweep(t, s, sw.ID, 60*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
 	checkResults(t, done)
 	var budgets []int
 	for _, r := range done.Results {
@@ -653,7 +653,7 @@ func TestSweepCancel(t *testing.T) {
 	c := newCluster(t, 1, fastSweeps)
 	s := c.nodes[0].srv
 	cl := c.client()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	// No worker: the trials' jobs stay pending.
@@ -661,7 +661,7 @@ func TestSweepCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSweep(t, s, sw.ID, 10*time.Second, "two trials", func(sw *structs.Sweep) error {
+	waitSweep(t, s, sw.ID, 30*time.Second, "two trials", func(sw *structs.Sweep) error {
 		if len(sw.Trials) != 2 {
 			return fmt.Errorf("%d trials", len(sw.Trials))
 		}
