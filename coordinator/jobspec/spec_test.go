@@ -223,6 +223,36 @@ func TestParseErrors(t *testing.T) {
 			want:   []string{"YAML syntax: "},
 		},
 		{
+			name: "alias bomb",
+			yaml: "name: a\ndataset: shapes@v1\nhyperparameters: " + bomb(9, 10) + "\n",
+			want: []string{"job.yaml:3: hyperparameters: aliases expand to more than 100000 nodes"},
+		},
+		{
+			name: "alias cycle",
+			yaml: "name: a\ndataset: shapes@v1\nresources: &r {ranks: *r}\n",
+			want: []string{"job.yaml:3: resources: alias *r refers to a value that contains it"},
+		},
+		{
+			name: "merge key",
+			yaml: "name: a\ndataset: shapes@v1\nresources:\n  <<: {ranks: 2}\n",
+			want: []string{"job.yaml:4: resources: merge keys (<<) are not supported; write the fields out"},
+		},
+		{
+			name: "alias as a key",
+			yaml: "name: &k a\ndataset: shapes@v1\n*k : 1\n",
+			want: []string{"job.yaml:3: an alias (*k) is not a field name"},
+		},
+		{
+			name: "invalid UTF-8",
+			yaml: "name: a\ndataset: shapes@v1\nmodel: \"\xfe\"\n",
+			want: []string{"job.yaml:3: YAML syntax: invalid UTF-8 (byte 0xfe)"},
+		},
+		{
+			name: "control character",
+			yaml: "name: a\n\x07\n",
+			want: []string{"job.yaml:2: YAML syntax: control character U+0007 is not allowed"},
+		},
+		{
 			name: "tab indentation",
 			yaml: "name: a\nhyperparameters:\n\tlr: 0.1\n",
 			want: []string{"job.yaml:3: YAML syntax: found character that cannot start any token"},

@@ -24,9 +24,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
+
+// MaxAliasNodes bounds how many nodes the aliases in one field's value may
+// stand for, counting each use of an alias as a copy of its anchor's value.
+// Without a bound a small spec of nested aliases ("billion laughs") would
+// make any walk or copy of the value take exponential time and memory.
+const MaxAliasNodes = 100_000
 
 // Problem is one thing wrong with a spec: what (Msg), about which field
 // (Field, a dotted path; empty for the document as a whole) and where
@@ -64,6 +71,16 @@ type Parser struct {
 	probs  []Problem
 	lines  map[string]int  // field path → line of its value
 	failed map[string]bool // field paths whose value did not decode
+	sizes  map[*yaml.Node]*expansion
+}
+
+// expansion is what a node stands for once its aliases are expanded,
+// counts saturating at MaxAliasNodes+1.
+type expansion struct {
+	nodes   int    // nodes in the expanded value
+	aliased int    // of those, nodes that aliases stand for
+	cycle   string // an alias inside the value it refers to, or ""
+	done    bool   // false while the node's children are being counted
 }
 
 // New returns a Parser for the spec named file (used by callers in their
@@ -75,7 +92,7 @@ func New(file string, intBits int) *Parser {
 		intBits = 64
 	}
 	hi := int64(math.MaxInt64 >> (64 - intBits))
-	return &Parser{file: file, intLo: -hi - 1, intHi: hi, lines: map[string]int{}, failed: map[string]bool{}}
+	return &Parser{file: file, intLo: -hi - 1, intHi: hi, lines: map[string]int{}, failed: map[string]bool{}, sizes: map[*yaml.Node]*expansion{}}
 }
 
 // ReadFile reads the spec file at path, at most maxBytes+1 bytes of it, so
@@ -106,6 +123,10 @@ func (p *Parser) File() string { return p.file }
 func (p *Parser) Root(data []byte, maxBytes int, what, empty string) *yaml.Node {
 	if len(data) > maxBytes {
 		p.Add(0, "", "is larger than %d bytes", maxBytes)
+		return nil
+	}
+	if line, msg := badText(data); msg != "" {
+		p.Add(line, "", "YAML syntax: %s", msg)
 		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -151,7 +172,9 @@ func (p *Parser) Root(data []byte, maxBytes int, what, empty string) *yaml.Node 
 // be among fields. It records the line of each known field's value (of
 // the key, for a block mapping or list, which starts on the next line)
 // and calls its Set unless the value is null, which leaves the field at
-// its default.
+// its default. A value whose aliases stand for more than MaxAliasNodes
+// nodes, or that contains an alias to itself, is a problem and is not
+// passed to Set, so that no setter walks or copies an alias bomb.
 func (p *Parser) Mapping(path string, n *yaml.Node, fields []Field) {
 	if n.Kind != yaml.MappingNode {
 		p.TypeError(path, n, "a mapping")
@@ -174,6 +197,13 @@ func (p *Parser) Mapping(path string, n *yaml.Node, fields []Field) {
 			line = k.Line
 		}
 		p.lines[fp] = line
+		if x := p.expand(v); x.cycle != "" {
+			p.Fail(fp, "alias *%s refers to a value that contains it", x.cycle)
+			return
+		} else if x.aliased > MaxAliasNodes {
+			p.Fail(fp, "aliases expand to more than %d nodes", MaxAliasNodes)
+			return
+		}
 		v = Resolve(v)
 		if IsNull(v) {
 			return
@@ -183,15 +213,21 @@ func (p *Parser) Mapping(path string, n *yaml.Node, fields []Field) {
 }
 
 // Entries walks the mapping n at path key by key. It records a problem
-// for a key that is not a scalar ("… is not a NOUN name") and for a
-// repeated key ("duplicate NOUN (first set on line N)"), and calls fn
-// with every other key's dotted path, its key node and its value node
-// (aliases not yet resolved). For mappings whose keys are names the spec
+// for a merge key (<<: not supported, since the fields it merges would
+// escape the checks for unknown and duplicate fields), for a key that is
+// not a scalar ("… is not a NOUN name") and for a repeated key
+// ("duplicate NOUN (first set on line N)"), and calls fn with every other
+// key's dotted path, its key node and its value node (aliases not yet
+// resolved). For mappings whose keys are names the spec
 // chooses (parameters, say) rather than a fixed set of fields.
 func (p *Parser) Entries(path string, n *yaml.Node, noun string, fn func(fp string, k, v *yaml.Node)) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			p.Add(k.Line, path, "merge keys (<<) are not supported; write the fields out")
+			continue
+		}
 		if k.Kind != yaml.ScalarNode {
 			p.Add(k.Line, path, "%s is not a %s name", Describe(k), noun)
 			continue
@@ -393,6 +429,68 @@ func (p *Parser) syntax(err error) {
 	p.Add(0, "", "YAML syntax: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
+// expand counts what n stands for with its aliases expanded, once per
+// node: the counts are kept, so that checking every field of nested
+// mappings costs time in proportion to the document, not to its expansion.
+func (p *Parser) expand(n *yaml.Node) *expansion {
+	if x, ok := p.sizes[n]; ok {
+		if !x.done { // n is being counted: an alias inside n refers to n
+			return &expansion{nodes: MaxAliasNodes + 1, aliased: MaxAliasNodes + 1, cycle: "?"}
+		}
+		return x
+	}
+	x := &expansion{}
+	p.sizes[n] = x
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		t := p.expand(n.Alias)
+		x.nodes, x.aliased, x.cycle = t.nodes, t.nodes, t.cycle
+		if x.cycle == "?" {
+			x.cycle = n.Value
+		}
+	} else {
+		x.nodes = 1
+		for _, c := range n.Content {
+			cx := p.expand(c)
+			x.nodes = min(x.nodes+cx.nodes, MaxAliasNodes+1)
+			x.aliased = min(x.aliased+cx.aliased, MaxAliasNodes+1)
+			if x.cycle == "" {
+				x.cycle = cx.cycle
+			}
+		}
+	}
+	x.done = true
+	return x
+}
+
+// badText finds the first byte of data that yaml.v3's reader rejects
+// (invalid UTF-8, or a control character YAML does not allow), and returns
+// its 1-based line and what is wrong; line 0 and "" when there is none.
+// yaml.v3 reports these without a line. Input that starts with a UTF-16
+// byte order mark is left to yaml.v3, which decodes it.
+func badText(data []byte) (line int, msg string) {
+	if bytes.HasPrefix(data, []byte{0xff, 0xfe}) || bytes.HasPrefix(data, []byte{0xfe, 0xff}) {
+		return 0, ""
+	}
+	line = 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return line, fmt.Sprintf("invalid UTF-8 (byte 0x%02x)", data[i])
+		case r == '\r' && i+1 < len(data) && data[i+1] == '\n':
+			// counted with the \n
+		case r == '\n' || r == '\r' || r == 0x85 || r == 0x2028 || r == 0x2029:
+			line++
+		case r == '\t' || r >= 0x20 && r <= 0x7e || r >= 0xa0 && r <= 0xd7ff ||
+			r >= 0xe000 && r <= 0xfffd || r >= 0x10000:
+		default:
+			return line, fmt.Sprintf("control character %U is not allowed", r)
+		}
+		i += size
+	}
+	return 0, ""
+}
+
 // Resolve follows aliases to the node they stand for (at most 100 hops,
 // so that a malformed alias chain cannot loop forever).
 func Resolve(n *yaml.Node) *yaml.Node {
@@ -415,6 +513,8 @@ func Describe(n *yaml.Node) string {
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
+	case yaml.AliasNode:
+		return "an alias (*" + n.Value + ")"
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!str" {
 			return strconv.Quote(n.Value)

@@ -90,6 +90,27 @@ func TestParserProblems(t *testing.T) {
 		{"null document", "~\n", 64, []string{"0: : empty test spec"}},
 		{"two documents", "n: 1\n---\nn: 2\n", 64, []string{"3: : a second YAML document; a test spec is one document"}},
 		{"syntax", "n: [1\n", 64, nil}, // checked below: a YAML syntax problem
+		{"alias key", "name: &k a\n*k : 2\n", 64, []string{"2: : an alias (*k) is not a field name"}},
+		{"merge key", "name: a\n<<: {n: 1}\n", 64, []string{"2: : merge keys (<<) are not supported; write the fields out"}},
+		{"nested merge key", "name: &i {x: 1}\ninner:\n  <<: *i\n", 64, []string{
+			`1: name: a mapping is not a string`, "3: inner: merge keys (<<) are not supported; write the fields out"}},
+		{"quoted << is a name", "\"<<\": 1\n", 64, []string{"1: <<: unknown field (known: name, n, u, f, b, d, inner)"}},
+		{"alias bomb", "inner: " + bomb(6, 10) + "\n", 64, []string{"1: inner: aliases expand to more than 100000 nodes"}},
+		{"deep alias bomb saturates", "inner: " + bomb(30, 4) + "\n", 64, []string{"1: inner: aliases expand to more than 100000 nodes"}},
+		{"alias bomb through an alias", "name: " + bomb(6, 10) + "\nn: *l5\n", 64, []string{
+			"1: name: aliases expand to more than 100000 nodes", "2: n: aliases expand to more than 100000 nodes"}},
+		{"aliases within the bound", "inner: " + bomb(4, 10) + "\n", 64, []string{"1: inner: a list is not a mapping"}},
+		{"alias cycle", "inner: &i {x: *i}\n", 64, []string{"1: inner: alias *i refers to a value that contains it"}},
+		{"alias cycle in a list", "n: 1\nname: &l [1, [2, *l]]\n", 64, []string{"2: name: alias *l refers to a value that contains it"}},
+		{"invalid UTF-8", "name: a\nn: \xff\n", 64, []string{"2: : YAML syntax: invalid UTF-8 (byte 0xff)"}},
+		{"truncated UTF-8", "name: a\n\nname: \xc3", 64, []string{"3: : YAML syntax: invalid UTF-8 (byte 0xc3)"}},
+		{"UTF-16 surrogate in UTF-8", "name: \xed\xa0\x80\n", 64, []string{"1: : YAML syntax: invalid UTF-8 (byte 0xed)"}},
+		{"control character, CRLF lines", "name: a\r\nn: 1\r\nb: \x01\r\n", 64, []string{"3: : YAML syntax: control character U+0001 is not allowed"}},
+		{"DEL, CR lines", "n: 1\rname: \x7f\r", 64, []string{"2: : YAML syntax: control character U+007F is not allowed"}},
+		{"C1 control character", "n: 1\nname: \u0080\n", 64, []string{"2: : YAML syntax: control character U+0080 is not allowed"}},
+		{"NUL", "n: 1\x00\n", 64, []string{"1: : YAML syntax: control character U+0000 is not allowed"}},
+		{"tab, BOM, U+FFFD and astral are text", "\ufeffname: \"\ta\ufffd\U0001F600\"\n", 64, nil},
+		{"UTF-16 is left to yaml.v3", "\xff\xfen\x00:\x00 \x003\x00\n\x00", 64, nil},
 		{"too large", strings.Repeat("#", 1<<10+1), 64, []string{"0: : is larger than 1024 bytes"}},
 	}
 	for _, tt := range tests {
@@ -218,11 +239,32 @@ func TestDescribe(t *testing.T) {
 		{&yaml.Node{Kind: yaml.SequenceNode}, "a list"},
 		{&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "x"}, `"x"`},
 		{&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: "3"}, "3"},
+		{&yaml.Node{Kind: yaml.AliasNode, Value: "k"}, "an alias (*k)"},
 		{&yaml.Node{}, "an empty value"},
 	}
 	for _, tt := range tests {
 		if got := Describe(tt.n); got != tt.want {
 			t.Errorf("Describe(%+v) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+// bomb is a flow list of levels nested lists, each holding width aliases
+// of the one before: it expands to about width^levels nodes. Its lists are
+// anchored l1, l2, ….
+func bomb(levels, width int) string {
+	var b strings.Builder
+	b.WriteString("[&l1 [" + strings.TrimSuffix(strings.Repeat("1,", width), ",") + "]")
+	for i := 2; i <= levels; i++ {
+		fmt.Fprintf(&b, ", &l%d [%s]", i, strings.TrimSuffix(strings.Repeat("*l"+strconv.Itoa(i-1)+",", width), ","))
+	}
+	return b.String() + "]"
+}
+
+func TestBombIsSmall(t *testing.T) {
+	// The bombs above must stay small inputs for the tests to mean
+	// anything: their size is not what is refused.
+	if n := len(bomb(30, 4)); n > 1<<10 {
+		t.Fatalf("bomb(30, 4) is %d bytes", n)
 	}
 }
