@@ -159,14 +159,19 @@ func (p *sparser) spec(root *yaml.Node, s *Spec, jobSeen *bool) {
 }
 
 // scalarField is the value of the last key of the mapping n, as written,
-// or "" (n is not a mapping or has no such key): a peek at a field that
-// decides which other fields apply, before the mapping is decoded.
+// aliases resolved, or "" (n is not a mapping, has no such key or its
+// value is not a scalar): a peek at a field that decides which other
+// fields apply, before the mapping is decoded.
 func scalarField(n *yaml.Node, key string) string {
 	var v string
-	if n.Kind == yaml.MappingNode {
+	if n = strictyaml.Resolve(n); n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				v = n.Content[i+1].Value
+			k, val := n.Content[i], strictyaml.Resolve(n.Content[i+1])
+			if k.Kind == yaml.ScalarNode && k.Value == key {
+				v = ""
+				if val.Kind == yaml.ScalarNode {
+					v = val.Value
+				}
 			}
 		}
 	}
@@ -256,7 +261,13 @@ func (p *sparser) job(path string, n *yaml.Node, dst *jobspec.Spec) {
 		p.TypeError(path, n, "a mapping (a job spec: name, dataset, …)")
 		return
 	}
-	sub := copyNode(n, 0)
+	budget := copyBudget
+	sub := copyNode(n, 0, &budget)
+	if budget < 0 {
+		// Not reached through Parse: Mapping refuses such a value first.
+		p.Fail(path, "aliases expand to more than %d nodes", copyBudget)
+		return
+	}
 	data, err := yaml.Marshal(sub)
 	if err != nil {
 		p.Fail(path, "cannot re-encode: %v", err)
@@ -299,16 +310,28 @@ func (p *sparser) job(path string, n *yaml.Node, dst *jobspec.Spec) {
 
 var firstSetLine = regexp.MustCompile(`first set on line (\d+)`)
 
+// copyBudget bounds the nodes copyNode copies: the job sub-tree's own
+// nodes plus what its aliases may stand for (strictyaml.MaxAliasNodes,
+// checked before the sub-tree gets here), with room to spare.
+const copyBudget = 2*strictyaml.MaxAliasNodes + jobspec.MaxSpecBytes
+
 // copyNode copies n with aliases expanded and comments dropped, keeping
-// lines; depth bounds alias expansion.
-func copyNode(n *yaml.Node, depth int) *yaml.Node {
+// lines. Each copied node takes one from *budget; once it is below zero
+// copyNode stops copying, so that an alias bomb costs at most the budget
+// (the caller checks it). depth bounds a chain of aliases that refers to
+// itself; nodes past it are copied as null.
+func copyNode(n *yaml.Node, depth int, budget *int) *yaml.Node {
 	n = strictyaml.Resolve(n)
-	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value, Line: n.Line, Column: n.Column}
-	if depth > 50 {
+	*budget--
+	if depth > 50 || *budget < 0 {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null", Line: n.Line}
 	}
+	c := &yaml.Node{Kind: n.Kind, Style: n.Style, Tag: n.Tag, Value: n.Value, Line: n.Line, Column: n.Column}
 	for _, e := range n.Content {
-		c.Content = append(c.Content, copyNode(e, depth+1))
+		c.Content = append(c.Content, copyNode(e, depth+1, budget))
+		if *budget < 0 {
+			break
+		}
 	}
 	return c
 }

@@ -2,6 +2,7 @@ package tuning
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,39 @@ func TestParseErrors(t *testing.T) {
 		{"not a mapping", "- a\n", []string{`sweep.yaml:1: the sweep spec must be a mapping of fields (name: …, job: …), got a list`}},
 		{"empty", "", []string{`sweep.yaml: empty sweep spec`}},
 		{"two documents", minimal + "---\nname: x\n", []string{`sweep.yaml:9: a second YAML document; a sweep spec is one document`}},
+		{"alias bomb in job", "name: s\njob: {name: t, dataset: shapes@v1, model: " + bomb(9, 10) + "}\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",
+			[]string{`sweep.yaml:2: job: aliases expand to more than 100000 nodes`}},
+		{"alias bomb in job, block style", "name: s\n" + baseJob + "  hyperparameters:\n    lr: " + bomb(9, 10) + "\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",
+			[]string{`sweep.yaml:2: job: aliases expand to more than 100000 nodes`}},
+		{"alias bomb in budget", minimal + "searcher: {name: tpe}\nmax_trials: 5\nbudget: " + bomb(9, 10) + "\n",
+			[]string{`sweep.yaml:10: budget: aliases expand to more than 100000 nodes`}},
+		{"many aliases of one large choice", "name: s\n" + baseJob + "search_space:\n  lr: &c {type: choice, values: [" + strings.Repeat("0.1, ", 1000) + "0.2]}\n" +
+			func() string {
+				var b strings.Builder
+				for i := range 200 {
+					fmt.Fprintf(&b, "  p%d: *c\n", i)
+				}
+				return b.String()
+			}() + "objective: {metric: m, mode: max}\n",
+			[]string{`sweep.yaml:5: search_space: aliases expand to more than 100000 nodes`}},
+		{"alias cycle in job", "name: s\njob: &j {name: t, dataset: shapes@v1, model: [*j]}\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",
+			[]string{`sweep.yaml:2: job: alias *j refers to a value that contains it`}},
+		{"scheduler name from an alias", "name: &n asha\n" + strings.TrimPrefix(minimal, "name: s\n") + "scheduler: {name: *n, reduction_factor: 1}\n",
+			[]string{`sweep.yaml:8: scheduler.reduction_factor: must be at least 2, got 1`}},
+		{"searcher name from an alias", "name: s\n" + baseJob + "search_space:\n  lr: {type: loguniform, low: 0.0001, high: 0.1}\nobjective: {metric: &t tpe, mode: min}\nsearcher: {name: *t, gamma: 1.5}\n",
+			[]string{`sweep.yaml:8: searcher.gamma: must be in (0, 1), got 1.5`}},
+		{"merge key in job", "name: s\njob:\n  <<: {name: t, dataset: shapes@v1}\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",
+			[]string{
+				`sweep.yaml:2: job.name: required`,
+				`sweep.yaml:2: job.dataset: required (NAME or NAME@VERSION)`,
+				`sweep.yaml:3: job: merge keys (<<) are not supported; write the fields out`,
+			}},
+		{"alias as a key", "name: &k s\n" + baseJob + "*k : 1\nsearch_space: {lr: {type: uniform, low: 0.1, high: 0.2}}\nobjective: {metric: m, mode: max}\n",
+			[]string{`sweep.yaml:5: an alias (*k) is not a field name`}},
+		{"invalid UTF-8 has a line", minimal + "max_trials: \xff\n",
+			[]string{`sweep.yaml:8: YAML syntax: invalid UTF-8 (byte 0xff)`}},
+		{"control character has a line", "name: s\n" + baseJob + "  model: \"u\x1b[0m\"\n",
+			[]string{`sweep.yaml:5: YAML syntax: control character U+001B is not allowed`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
