@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -91,6 +92,9 @@ func runUp(c *cli.Context) error {
 	if c.Int("cores") < 1 {
 		return fmt.Errorf("up: --cores %d: want at least 1", c.Int("cores"))
 	}
+	if c.Bool("demo") && c.IsSet("serve-model") {
+		return fmt.Errorf("up: --serve-model with --demo: the demo serves its own sweep's best model as %q; give one of them", demoModelName)
+	}
 	root := filepath.Join(dataDir(c), "up")
 	cfg := coordinator.DefaultConfig()
 	cfg.NodeID = "up"
@@ -100,7 +104,15 @@ func runUp(c *cli.Context) error {
 	cfg.Logger = logger
 	g := upGossip()
 	cfg.Gossip = &g
-	ctx := c.Context
+	// A part that fails on its own (the demo, serving, a follower) stops
+	// every part, and up returns its error.
+	ctx, stop := context.WithCancelCause(c.Context)
+	defer stop(nil)
+	fail := func(what string, err error) {
+		if err != nil && ctx.Err() == nil {
+			stop(fmt.Errorf("%s: %w", what, err))
+		}
+	}
 	srv, err := coordinator.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("up: coordinator: %w", err)
@@ -145,16 +157,20 @@ func runUp(c *cli.Context) error {
 		}
 		serveURL = "http://" + ln.Addr().String()
 		fmt.Fprintf(w, "serving model %q at %s/ (ready once a model is loaded)\n", name, serveURL)
-		go func() { serveDone <- serveOn(ctx, served, ln) }()
+		go func() {
+			err := serveOn(ctx, served, ln)
+			fail("serving", err)
+			serveDone <- err
+		}()
 		follow = func(t serving.Target) {
 			go func() {
-				_ = serving.Follow(ctx, served, serving.FollowConfig{
+				fail("following "+t.String(), serving.Follow(ctx, served, serving.FollowConfig{
 					API: client.New(srv.HTTPAddr()), Peers: []string{"http://" + srv.HTTPAddr()}, Target: t,
 					Dir: filepath.Join(root, "serve"), Interval: time.Second, MaxBatch: serving.DefaultMaxBatch, Logger: logger,
-				})
+				}))
 			}()
 		}
-		if m := c.String("serve-model"); m != "" && !c.Bool("demo") {
+		if m := c.String("serve-model"); m != "" {
 			follow(serving.Target{Model: m})
 		}
 	} else {
@@ -164,28 +180,31 @@ func runUp(c *cli.Context) error {
 	demoDone := make(chan error, 1)
 	if c.Bool("demo") {
 		d := demo{
-			w: w, api: client.New(srv.HTTPAddr()), dir: filepath.Join(root, "demo"),
+			w: w, api: client.New(srv.HTTPAddr()), dir: filepath.Join(root, "demo"), root: root,
 			examples: c.Int("demo-examples"), size: c.Int("demo-size"),
 			follow: follow, served: served, url: serveURL,
 		}
-		go func() { demoDone <- d.run(ctx) }()
+		go func() {
+			err := d.run(ctx)
+			fail("demo", err)
+			demoDone <- err
+		}()
 	} else {
 		demoDone <- nil
 	}
 	runErr := agent.Run(ctx)
-	demoErr := <-demoDone
-	serveErr := <-serveDone
-	if err := srv.Shutdown(); err != nil {
-		return fmt.Errorf("up: shutdown: %w", err)
-	}
-	if runErr != nil {
+	<-demoDone
+	<-serveDone
+	shutErr := srv.Shutdown()
+	// The part that failed first is the news; the worker's error then
+	// only says it was stopped.
+	switch cause := context.Cause(ctx); {
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		return fmt.Errorf("up: %w (everything is stopped; state is kept under %s)", cause, root)
+	case runErr != nil:
 		return fmt.Errorf("up: worker: %w", runErr)
-	}
-	if demoErr != nil && ctx.Err() == nil {
-		return fmt.Errorf("up: demo: %w", demoErr)
-	}
-	if serveErr != nil {
-		return fmt.Errorf("up: serving: %w", serveErr)
+	case shutErr != nil:
+		return fmt.Errorf("up: shutdown: %w", shutErr)
 	}
 	fmt.Fprintln(w, "trainctl up: stopped")
 	return nil
@@ -208,6 +227,7 @@ type demo struct {
 	w        io.Writer
 	api      *client.Client
 	dir      string
+	root     string // up's state, named in advice
 	examples int
 	size     int
 	follow   func(serving.Target)
@@ -308,7 +328,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if sw.State != structs.SweepCompleted || sw.Best == nil {
-		return fmt.Errorf("sweep %s ended %s: %s", sw.ID, sw.State, sw.Error)
+		// A rerun finds this same sweep again (its request id comes from
+		// the dataset), so say how to start afresh.
+		return fmt.Errorf("sweep %s ended %s: %s; `trainctl sweeps get %s` shows its trials; to run the demo afresh, remove %s", sw.ID, sw.State, orDash(sw.Error), sw.ID, d.root)
 	}
 	// Wait for the server to load the best checkpoint: the version the
 	// follower labels it with is the one Resolve gives for the sweep.
@@ -328,8 +350,16 @@ func (d *demo) run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-	fmt.Fprintf(w, "demo: done: best trial %d (%s) %s=%.3f, model %s v1\n", sw.Best.Trial,
-		compactParams(sw.Trials[sw.Best.Trial].Params), sw.Spec.Objective.Metric, sw.Best.Value, sw.Spec.Name)
+	model := sw.Spec.Name
+	if vs, err := d.api.Models(ctx, sw.Spec.Name); err == nil {
+		for _, v := range vs {
+			if v.SweepID == sw.ID && v.Checkpoint == sw.Best.Checkpoint {
+				model = fmt.Sprintf("%s v%d", v.Name, v.Version)
+			}
+		}
+	}
+	fmt.Fprintf(w, "demo: done: best trial %d (%s) %s=%.3f, model %s\n", sw.Best.Trial,
+		compactParams(sw.Trials[sw.Best.Trial].Params), sw.Spec.Objective.Metric, sw.Best.Value, model)
 	fmt.Fprintf(w, "demo: the best model is served at %s/ (open it in a browser and drop an image on it)\n", d.url)
 	fmt.Fprintf(w, "demo: try it:  curl -s -H 'Accept: image/png' --data-binary @%s %s/v1/models/%s:predict -o mask.png\n",
 		samplePath, d.url, demoModelName)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -139,6 +140,8 @@ func TestWorkerFlags(t *testing.T) {
 		{[]string{"worker", "--id", "w1", "--grace", "0s"}, "--grace 0s"},
 		{[]string{"worker", "--id", "w1", "--coordinator", "nohost"}, "--coordinator"},
 		{[]string{"worker", "--id", "w1", "extra"}, "takes no arguments"},
+		{[]string{"up", "--demo", "--serve-model", "m"}, `--serve-model with --demo: the demo serves its own sweep's best model as "demo"`},
+		{[]string{"up", "--cores", "0"}, "--cores 0"},
 	} {
 		var o, e bytes.Buffer
 		a := newApp()
@@ -187,6 +190,9 @@ func TestUpDemo(t *testing.T) {
 			return nil
 		})
 		text := out.String()
+		if !regexp.MustCompile(`(?m)^demo: done: best trial \d \(lr=\S+\) val_mean_iou=\S+, model demo-sweep v1$`).MatchString(text) {
+			t.Errorf("no done line naming model demo-sweep v1 in:\n%s", text)
+		}
 		try := upDemoTryRE.FindStringSubmatch(text)
 		base := upDemoURLRE.FindStringSubmatch(text)
 		id := upDemoSweepRE.FindStringSubmatch(text)
@@ -232,5 +238,37 @@ func TestUpDemo(t *testing.T) {
 	first := run()
 	if again := run(); again != first {
 		t.Errorf("second run swept %s, want the first run's sweep %s", again, first)
+	}
+}
+
+// TestUpDemoFailureStopsUp: when the demo fails on its own (here its
+// directory cannot be created), up says why and stops with the error,
+// instead of running on silently until Ctrl-C.
+func TestUpDemoFailureStopsUp(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "up"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "up", "demo"), []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut syncBuffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(context.Background(), []string{"trainctl", "--data-dir", dir, "up", "--demo",
+			"--demo-examples", "48", "--demo-size", "16", "--cores", "1",
+			"--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0",
+			"--serve-addr", "127.0.0.1:0"})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "up: demo: ") || !strings.Contains(err.Error(), "not a directory") ||
+			!strings.Contains(err.Error(), "everything is stopped") {
+			t.Fatalf("up --demo with a broken demo directory: %v, want the demo's error\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("up --demo kept running after its demo failed:\n%s\n%s", out.String(), errOut.String())
 	}
 }
