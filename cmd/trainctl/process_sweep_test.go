@@ -242,7 +242,10 @@ func TestProcessSweepUp(t *testing.T) {
 	}
 	// The trial with the best result has its checkpoint recorded, so it
 	// leads the leaderboard and holds the best checkpoint.
-	if len(board) != 4 || board[0].Number != sw.Best.Trial {
+	if len(board) != 4 {
+		t.Fatalf("leaderboard of %d trials, want 4: %+v", len(board), board)
+	}
+	if board[0].Number != sw.Best.Trial {
 		t.Errorf("leaderboard led by trial %d (best %v, checkpoint %q), but the best checkpoint is trial %d's: %+v",
 			board[0].Number, board[0].BestValue, board[0].BestCheckpoint, sw.Best.Trial, board)
 	}

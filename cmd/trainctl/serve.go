@@ -40,7 +40,8 @@ func serveCommand() *cli.Command {
 			"waiting requests it answers 503 with Retry-After instead of queueing without limit.\n\n" +
 			"Examples:\n" +
 			"  trainctl serve --checkpoint runs/unet/best.ckpt\n" +
-			"  trainctl serve --sweep 3f2a9c01 --listen :8080\n" +
+			"  trainctl serve --sweep 3f2a9c01d4e5b6a7 --listen :8080\n" +
+			"  trainctl serve --model demo-sweep    # served as /v1/models/demo-sweep:predict\n" +
 			"  curl -s -H 'Accept: image/png' --data-binary @cat.png http://127.0.0.1:8080/v1/models/default:predict > mask.png",
 		Flags: withClusterFlags(
 			&cli.StringFlag{Name: "checkpoint", Usage: "serve this checkpoint `FILE`"},
@@ -81,6 +82,9 @@ func runServe(c *cli.Context) error {
 		if err := target.Validate(); err != nil {
 			return errors.New("serve: give only one of --job, --sweep, --model")
 		}
+		if p := c.Duration("poll"); p <= 0 {
+			return fmt.Errorf("serve: --poll %v: must be positive", p)
+		}
 	}
 	name := c.String("name")
 	if name == "" {
@@ -111,6 +115,8 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("serve: --listen %s: %w", opts.Listen, err)
 	}
+	ctx, stop := context.WithCancelCause(c.Context)
+	defer stop(nil)
 	if following {
 		api, err := newClusterClient(c)
 		if err != nil {
@@ -125,11 +131,21 @@ func runServe(c *cli.Context) error {
 			Dir: filepath.Join(dataDir(c), "serve", "checkpoints"), Interval: c.Duration("poll"),
 			Threads: opts.Threads, MaxBatch: opts.MaxBatch, Logger: logger,
 		}
-		go func() { _ = serving.Follow(c.Context, srv, cfg) }()
+		// Follow returns early only when it cannot work at all (its
+		// cache directory, say); serving then stops with that error.
+		go func() {
+			if err := serving.Follow(ctx, srv, cfg); ctx.Err() == nil {
+				stop(fmt.Errorf("following %s: %w", target, err))
+			}
+		}()
 	}
 	url := "http://" + ln.Addr().String()
 	fmt.Fprintf(c.App.Writer, "serving %s at %s/ (predict: POST %s/v1/models/%s:predict); Ctrl-C to stop\n", opts.Name, url, url, opts.Name)
-	if err := serveOn(c.Context, srv, ln); err != nil {
+	err = serveOn(ctx, srv, ln)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("serve: %w", cause)
+	}
+	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil

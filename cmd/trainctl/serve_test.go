@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/png"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -115,6 +116,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--checkpoint", ckpt, "--queue", "0"}, "--queue 0"},
 		{[]string{"--checkpoint", ckpt, "--listen", "nonsense"}, "--listen nonsense"},
 		{[]string{"--model", "a/b"}, "give one with --name"},
+		{[]string{"--sweep", "s", "--poll", "0s"}, "--poll 0s: must be positive"},
+		{[]string{"--sweep", "s", "--poll", "-1s"}, "--poll -1s: must be positive"},
 	}
 	for _, tc := range tests {
 		app := newApp()
@@ -124,5 +127,31 @@ func TestServeFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("serve %v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestServeFollowCannotStart: when following cannot work at all (its
+// checkpoint cache cannot be created under --data-dir), serve stops with
+// that error instead of serving "not ready" forever.
+func TestServeFollowCannotStart(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := newApp()
+	var out bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &out
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run([]string{"trainctl", "--data-dir", notDir, "serve", "--sweep", "0123456789abcdef",
+			"--coordinator", "127.0.0.1:1", "--listen", "127.0.0.1:0"})
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "serve: following sweep 0123456789abcdef: ") || !strings.Contains(err.Error(), "not a directory") {
+			t.Fatalf("serve with an unusable --data-dir: %v, want the follower's error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("serve kept running though it cannot follow:\n%s", out.String())
 	}
 }
