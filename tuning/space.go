@@ -329,6 +329,10 @@ func (p Param) problems() []string {
 			return out
 		}
 		num := p.Values[0].IsNumber()
+		// Values seen, as their number when numeric (1 and 1.0 are one
+		// value), so that a long list is checked in linear time and each
+		// repeated value is named once.
+		seen := make(map[any]int, len(p.Values))
 		for i, v := range p.Values {
 			if v.IsNumber() != num || (!num && v.kind != p.Values[0].kind) {
 				bad("values must be all numbers, all strings or all booleans (value %d is %s, value 1 is %s)", i+1, v.kind, p.Values[0].kind)
@@ -337,11 +341,12 @@ func (p Param) problems() []string {
 			if v.kind == KindFloat && !finite(v.f) {
 				bad("value %d is not a finite number", i+1)
 			}
-			for j := range i {
-				if p.Values[j] == v || (num && p.Values[j].Float() == v.Float()) {
-					bad("value %s is listed twice", v)
-					break
-				}
+			var key any = v
+			if num {
+				key = v.Float()
+			}
+			if seen[key]++; seen[key] == 2 {
+				bad("value %s is listed twice", v)
 			}
 		}
 	case "":

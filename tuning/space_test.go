@@ -30,6 +30,8 @@ func TestSpaceValidate(t *testing.T) {
 		{"int log zero", Param{Name: "b", Type: Int, Low: 0, High: 3, Log: true}, "invalid search space: b: int with log needs low >= 1, got 0"},
 		{"choice empty", Param{Name: "o", Type: Choice}, "invalid search space: o: choice needs at least one value"},
 		{"choice dup", Param{Name: "o", Type: Choice, Values: []Value{IntValue(1), Float(1)}}, "invalid search space: o: value 1 is listed twice"},
+		{"choice dup named once", Param{Name: "o", Type: Choice, Values: []Value{String("a"), String("a"), String("b"), String("a")}}, "invalid search space: o: value a is listed twice"},
+		{"choice zero and minus zero", Param{Name: "o", Type: Choice, Values: []Value{Float(0), Float(math.Copysign(0, -1))}}, "invalid search space: o: value -0 is listed twice"},
 		{"choice with low", Param{Name: "o", Type: Choice, Low: 1, Values: []Value{Bool(true)}}, "invalid search space: o: low, high and log do not apply to type choice"},
 		{"values on range", Param{Name: "x", Type: Uniform, High: 1, Values: []Value{Float(1)}}, "invalid search space: x: values apply to type choice only"},
 	}
