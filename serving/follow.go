@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -93,7 +94,10 @@ func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) 
 	if err != nil {
 		return Choice{}, err
 	}
-	digest := bestJobCheckpoint(ctx, api, j)
+	digest, err := bestJobCheckpoint(ctx, api, j)
+	if err != nil {
+		return Choice{}, err
+	}
 	if digest == "" {
 		return Choice{}, fmt.Errorf("job %s: %w", j.ID, ErrNoCheckpoint)
 	}
@@ -102,17 +106,23 @@ func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) 
 
 // bestJobCheckpoint picks the job's checkpoint taken at the step of its
 // best epoch-end val_mean_iou, as a sweep picks a trial's
-// (sweeper.BestCheckpoint); without one, its latest checkpoint.
-func bestJobCheckpoint(ctx context.Context, api *client.Client, j *structs.Job) string {
-	ms, err1 := api.JobMetrics(ctx, j.ID)
-	cs, err2 := api.Checkpoints(ctx, j.ID)
-	if err1 != nil || err2 != nil {
-		return j.LatestCheckpoint
+// (sweeper.BestCheckpoint); when no epoch reported one, its latest
+// checkpoint. It fails when the job's metrics or checkpoints cannot be
+// read, rather than guessing: falling back to the latest checkpoint on a
+// transient error would swap it in and the best one back a tick later.
+func bestJobCheckpoint(ctx context.Context, api *client.Client, j *structs.Job) (string, error) {
+	ms, err := api.JobMetrics(ctx, j.ID)
+	if err != nil {
+		return "", fmt.Errorf("job %s: read its metrics: %w", j.ID, err)
+	}
+	cs, err := api.Checkpoints(ctx, j.ID)
+	if err != nil {
+		return "", fmt.Errorf("job %s: list its checkpoints: %w", j.ID, err)
 	}
 	if digest, _, ok := sweeper.BestCheckpoint("val_mean_iou", tuning.Maximize, ms, cs); ok {
-		return digest
+		return digest, nil
 	}
-	return j.LatestCheckpoint
+	return j.LatestCheckpoint, nil
 }
 
 func shortHex(digest string) string {
@@ -133,7 +143,10 @@ type FollowConfig struct {
 	Blobs *artifact.Client
 	// Target is what to serve.
 	Target Target
-	// Dir caches downloaded checkpoints.
+	// Dir caches downloaded checkpoints, one file per checkpoint named by
+	// its digest. Follow deletes a file it downloaded once it no longer
+	// serves it (a newer checkpoint replaced it, or it could not be
+	// loaded); other files in Dir are left alone.
 	Dir string
 	// Interval is how often the coordinator is asked (default 2 s).
 	Interval time.Duration
@@ -143,16 +156,31 @@ type FollowConfig struct {
 	AskTimeout time.Duration
 	// Threads and MaxBatch configure each loaded model (see LoadModel).
 	Threads, MaxBatch int
-	Logger            *slog.Logger
+	// Logger receives Follow's logs: each swap (Info), waiting for a first
+	// checkpoint (Info), coordinator or download errors it keeps retrying
+	// (Warn, once per distinct error) and checkpoints it cannot serve
+	// (Error); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Follow keeps srv serving the target's checkpoint until ctx ends: it
 // resolves the target every Interval and, when the answer changes,
 // downloads the checkpoint (verified by digest), loads it and swaps it in;
-// requests keep being answered by the old model until the swap. Errors
-// reaching the coordinator or loading a checkpoint are logged and retried;
-// Follow returns only ctx's error.
+// requests keep being answered by the old model until the swap, and the
+// file of the checkpoint swapped out is then deleted from Dir. Errors
+// reaching the coordinator or downloading are logged and retried every
+// Interval. A checkpoint that downloads but cannot be loaded (corrupt, or
+// a model serving cannot run) is logged once at Error and not tried again
+// until the target resolves to another checkpoint; the old model keeps
+// serving meanwhile.
+//
+// Follow returns an error at once, having served nothing, when cfg.API is
+// nil, cfg.Target is invalid (see Target.Validate) or cfg.Dir cannot be
+// created; otherwise it runs until ctx ends and returns ctx.Err().
 func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
+	if cfg.API == nil {
+		return errors.New("serving: follow: no coordinator client (FollowConfig.API is nil)")
+	}
 	if err := cfg.Target.Validate(); err != nil {
 		return err
 	}
@@ -172,18 +200,41 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		return fmt.Errorf("serving: checkpoint cache: %w", err)
 	}
 	log := cfg.Logger.With("follow", cfg.Target.String())
-	current, lastErr := "", ""
+	var (
+		current     string // digest served
+		currentPath string // its file, when Follow downloaded it
+		failed      string // digest that downloaded but did not load
+		lastErr     string
+	)
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
 		actx, cancel := context.WithTimeout(ctx, cfg.AskTimeout)
 		choice, err := Resolve(actx, cfg.API, cfg.Target)
 		cancel()
-		if err == nil && choice.Digest != current {
-			err = swapIn(ctx, srv, cfg, choice)
-			if err == nil {
+		if err == nil && choice.Digest != failed {
+			failed = "" // the target moved on: a later return to it retries
+		}
+		if err == nil && choice.Digest != current && choice.Digest != failed {
+			var path string
+			path, err = swapIn(ctx, srv, cfg, choice)
+			var unservable *unservableError
+			switch {
+			case err == nil:
 				log.Info("serving new checkpoint", "version", choice.Version, "checkpoint", choice.Digest)
-				current = choice.Digest
+				if currentPath != "" && currentPath != path {
+					if rerr := os.Remove(currentPath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+						log.Warn("could not delete the checkpoint swapped out", "path", currentPath, "err", rerr)
+					}
+				}
+				current, currentPath = choice.Digest, path
+			case errors.As(err, &unservable):
+				failed, err = choice.Digest, nil
+				log.Error("checkpoint cannot be served; keeping the current model until the target moves to another checkpoint",
+					"version", choice.Version, "checkpoint", choice.Digest, "err", unservable.err)
+				if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+					log.Warn("could not delete the checkpoint that failed to load", "path", path, "err", rerr)
+				}
 			}
 		}
 		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
@@ -207,16 +258,31 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 	}
 }
 
-// swapIn downloads, loads and installs one checkpoint.
-func swapIn(ctx context.Context, srv *Server, cfg FollowConfig, c Choice) error {
+// unservableError is a checkpoint that downloaded but cannot be loaded:
+// trying it again would fail the same way.
+type unservableError struct{ err error }
+
+func (e *unservableError) Error() string { return e.err.Error() }
+func (e *unservableError) Unwrap() error { return e.err }
+
+// swapIn downloads, loads and installs one checkpoint and returns its file.
+// A load failure other than reading the file is an *unservableError.
+func swapIn(ctx context.Context, srv *Server, cfg FollowConfig, c Choice) (string, error) {
 	path := filepath.Join(cfg.Dir, strings.TrimPrefix(c.Digest, artifact.DigestPrefix)+".ckpt")
 	if err := cfg.Blobs.FetchFile(ctx, cfg.Peers, c.Digest, path); err != nil {
-		return fmt.Errorf("serving: %w", err)
+		return path, fmt.Errorf("serving: %w", err)
 	}
 	m, err := LoadModel(path, c.Version, cfg.Threads, cfg.MaxBatch)
 	if err != nil {
-		return fmt.Errorf("serving: load %s: %w", path, err)
+		err = fmt.Errorf("serving: load %s: %w", path, err)
+		// A file that vanished or could not be read (another process
+		// pruning a shared Dir, a disk error) is worth another download.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return path, err
+		}
+		return path, &unservableError{err: err}
 	}
 	srv.Swap(m)
-	return nil
+	return path, nil
 }
