@@ -27,7 +27,9 @@ var (
 	errBadImage = errors.New("bad image")
 	// errBodyTooLarge: the body is longer than MaxBodyBytes.
 	errBodyTooLarge = errors.New("body too large")
-	// errBodyRead: the body could not be read (the client broke off).
+	// errBodyRead: the body could not be read (a malformed chunked
+	// encoding, a read timeout); a client that broke off the upload is
+	// not answered, and counted as 499.
 	errBodyRead = errors.New("reading the body failed")
 	// errBadMultipart: a multipart/form-data body that cannot be parsed or
 	// holds no image.

@@ -8,13 +8,13 @@
 //	POST /v1/models/NAME:predict  an image in, its class mask out
 //	GET  /v1/models               the served model: name, version, input geometry, classes, colours
 //	GET  /healthz                 200 while the process serves HTTP
-//	GET  /readyz                  200 while a model is loaded, else 503
+//	GET  /readyz                  200 while a model is loaded and Run has not stopped, else 503
 //	GET  /metrics                 Prometheus metrics (trainctl_serving_*)
 //
-// The web page (serving/web.go) adds "GET /{$}" and its assets with
-// Server.Mount. Every error is JSON {"error": "what was wrong", "code":
-// "stable_id"}, and every response carries X-Model-Version while a model
-// is loaded.
+// The web page (WebPage, one self-contained HTML file) is mounted at
+// "GET /{$}" with Server.MountWebPage. Every error is JSON {"error":
+// "what was wrong", "code": "stable_id"}, and every response carries
+// X-Model-Version while a model is loaded.
 //
 // # Predict
 //

@@ -182,18 +182,29 @@ type PredictResponse struct {
 }
 
 // handlePredict answers POST /v1/models/NAME:predict and records the
-// request's metrics.
+// request's metrics. They are recorded just before the response is
+// written, so a client that has its answer sees it counted.
 func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	status := s.predict(w, r, start)
-	s.met.requests.WithLabelValues(strconv.Itoa(status)).Inc()
-	s.met.duration.Observe(time.Since(start).Seconds())
+	recorded := false
+	record := func(status int) {
+		if recorded {
+			return
+		}
+		recorded = true
+		s.met.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+		s.met.duration.Observe(time.Since(start).Seconds())
+	}
+	status := s.predict(w, r, start, record)
+	record(status) // 499: nothing was written
 }
 
 // predict serves one predict request and returns the status it answered
-// (499 when the client went away first and nothing was written).
-func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time) int {
+// (499 when the client went away first and nothing was written). It calls
+// record with the status before writing any response.
+func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time, record func(status int)) int {
 	fail := func(status int, code, msg string) int {
+		record(status)
 		writeError(w, status, code, msg)
 		return status
 	}
@@ -237,11 +248,16 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 
 	data, err := s.readImageBytes(w, r)
 	if err != nil {
+		if r.Context().Err() != nil {
+			return 499 // the client broke off the upload: nobody to answer
+		}
 		st, code := errorStatus(err)
 		return fail(st, code, err.Error())
 	}
-	// Decoding and resizing take CPU and up to 4 bytes per pixel: bound how
-	// many requests do it at once.
+	// Decoding and resizing take CPU and, at their peak, up to about 24
+	// bytes per pixel of the image (see Config.Threads): bound how many
+	// requests do it at once. The body (up to MaxBodyBytes) was read
+	// before this wait, so it is not bounded by it.
 	select {
 	case s.decoders <- struct{}{}:
 	case <-r.Context().Done():
@@ -301,11 +317,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 		}
 		w.Header().Set("Content-Type", "image/png")
 		w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+		record(http.StatusOK)
 		w.WriteHeader(http.StatusOK)
 		w.Write(buf.Bytes())
 		return http.StatusOK
 	}
-	writeJSON(w, http.StatusOK, PredictResponse{
+	resp := PredictResponse{
 		Model:     s.cfg.Name,
 		Version:   m.version,
 		Width:     bounds.Dx(),
@@ -314,7 +331,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 		MaskRLE:   EncodeRLE(mask),
 		Fractions: fractions(mask, m.classes),
 		LatencyMs: latency,
-	})
+	}
+	record(http.StatusOK)
+	writeJSON(w, http.StatusOK, resp)
 	return http.StatusOK
 }
 

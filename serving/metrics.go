@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) (*metrics,
 		}, []string{"code"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "trainctl_serving_request_duration_seconds",
-			Help:    "Time from receiving a predict request to writing its response, whatever the outcome.",
+			Help:    "Time from receiving a predict request until just before its response is written, whatever the outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15), // 1 ms .. 16 s
 		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) (*metrics,
 		}, []string{"version"}),
 		swaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trainctl_serving_swaps_total",
-			Help: "Models swapped in (the first load counts).",
+			Help: "Swaps that changed the served model: loads (the first included), replacements and unloads (Swap(nil)).",
 		}),
 	}
 	m.all = []prometheus.Collector{m.requests, m.duration, m.batchSize, m.queue, m.modelInfo, m.swaps}
@@ -62,9 +62,9 @@ func newMetrics(reg prometheus.Registerer, queueDepth func() float64) (*metrics,
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
-				return nil, fmt.Errorf("serving metrics: %w (two servers share a registerer; give each its own)", err)
+				return nil, fmt.Errorf("%w: serving metrics: %w (two servers share a registerer; give each its own)", ErrConfig, err)
 			}
-			return nil, fmt.Errorf("serving metrics: %w", err)
+			return nil, fmt.Errorf("%w: serving metrics: %w", ErrConfig, err)
 		}
 	}
 	if g, ok := reg.(prometheus.Gatherer); ok {

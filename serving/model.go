@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -41,6 +42,7 @@ type Model struct {
 	mu          sync.Mutex
 	refs        int                // requests holding the model
 	live        int                // servers the model is current in
+	closed      bool               // Close was called: release the engine for good
 	pred        *trainer.Predictor // nil while released
 	predCreated int                // predictors built (tests check reuse)
 }
@@ -197,14 +199,23 @@ func classPalette(classes []string) (color.Palette, []string) {
 // every prediction.
 func (m *Model) Version() string { return m.version }
 
-// Close releases the model's engine (its goroutines and buffers) once no
-// request holds it; a Server closes a model it swaps out the same way, so
-// callers need to Close only models they never passed to Swap or that are
-// still current when they are done. Close is idempotent; a closed model
-// that is served again rebuilds its engine on first use.
+// ErrModelClosed is wrapped by the error of a prediction on a closed Model.
+var ErrModelClosed = errors.New("model closed")
+
+// Close releases the model's engine (its goroutines and buffers): at once
+// if no request holds the model, else after the last one is answered,
+// even while the model is still current in a Server. Close is final: once
+// the engine is released, a prediction on the model fails with
+// ErrModelClosed (answered 500) rather than rebuilding the engine, so
+// Close a model only once no Server will send it requests. A Server
+// releases the engine of a model it swaps out by itself, without closing
+// it (it may be swapped in again), so callers need to Close only models
+// they never passed to Swap or that are still current when they are done.
+// Close is idempotent and returns nil.
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	if m.refs == 0 {
 		m.releaseLocked()
 	}
@@ -219,12 +230,12 @@ func (m *Model) acquire() {
 }
 
 // release ends a hold taken by acquire; the last one out of a model that is
-// no longer current anywhere releases its engine.
+// closed or no longer current anywhere releases its engine.
 func (m *Model) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.refs--
-	if m.refs == 0 && m.live == 0 {
+	if m.refs == 0 && (m.live == 0 || m.closed) {
 		m.releaseLocked()
 	}
 }
@@ -248,11 +259,16 @@ func (m *Model) releaseLocked() {
 }
 
 // predict runs one forward pass over images (H×W×C bytes each, at the
-// model's input geometry) and returns their class masks. The caller holds a
-// reference (acquire) and is the server's batching goroutine, the only user
-// of the predictor.
+// model's input geometry) and returns their class masks, rebuilding the
+// engine of a model swapped out and in again; a closed model whose engine
+// is released fails with ErrModelClosed. The caller holds a reference
+// (acquire), so the engine is not released under the pass.
 func (m *Model) predict(ctx context.Context, images [][]byte) ([][]byte, error) {
 	m.mu.Lock()
+	if m.pred == nil && m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("model %s: %w (Close was called on it while it was still served)", m.version, ErrModelClosed)
+	}
 	if m.pred == nil {
 		p, err := trainer.NewPredictor(m.ckpt, m.threads, m.maxBatch)
 		if err != nil {

@@ -34,7 +34,10 @@ type Config struct {
 	// queue never grows without limit.
 	QueueSize int
 	// MaxBodyBytes is the largest request body accepted (default 16 MiB);
-	// a longer one is answered 413.
+	// a longer one is answered 413. A request's body is read into memory
+	// in full before the request waits for a decode slot (see Threads), so
+	// each request being read or waiting holds up to this much besides:
+	// bound concurrent connections in front of the server.
 	MaxBodyBytes int64
 	// MaxPixels is the largest width×height an image header may declare
 	// (default 16,000,000), checked before any pixel is decoded so a small
@@ -42,8 +45,13 @@ type Config struct {
 	// 413.
 	MaxPixels int
 	// Threads bounds how many requests decode and resize images at once
-	// (default GOMAXPROCS), which bounds the memory decoded images take. Pass
-	// the same count to LoadModel for the engine.
+	// (default GOMAXPROCS), which bounds the memory decoded images take:
+	// at its peak a decode holds up to about 24 bytes per pixel (a
+	// progressive 4-channel JPEG: int32 coefficient planes, 16 B/px, plus
+	// the decoded planes and the CMYK image; a progressive RGB JPEG about
+	// 19 B/px; an interlaced 16-bit PNG about 12 B/px, 8 B/px not
+	// interlaced), about 384 MB at the default MaxPixels, so Threads ×
+	// 384 MB in all. Pass the same count to LoadModel for the engine.
 	Threads int
 	// Logger receives swap and error logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -118,7 +126,8 @@ type jobResult struct {
 
 // New returns a Server with cfg's defaults filled in, serving no model until
 // the first Swap. It fails (ErrConfig) for negative limits or a name with
-// '/' or ':', and when its metrics cannot be registered.
+// '/' or ':', and when its metrics cannot be registered with
+// cfg.Registerer (one another Server already registered with, say).
 func New(cfg Config) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
@@ -179,7 +188,8 @@ func New(cfg Config) (*Server, error) {
 // 503). Requests already holding the old model, queued or in a running
 // batch, finish on it; the old model releases its engine after the last of
 // them, so no request fails during a swap. A model swapped out can be
-// swapped in again (it rebuilds its engine).
+// swapped in again (it rebuilds its engine) unless it was closed
+// (Model.Close), after which its requests fail.
 func (s *Server) Swap(m *Model) {
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
@@ -212,13 +222,20 @@ func (s *Server) Swap(m *Model) {
 func (s *Server) Model() *Model { return s.cur.Load() }
 
 // Handler serves all the server's routes (see the package documentation),
-// and those added with Mount.
+// and those added with Mount, before or after Handler was called: it
+// serves the server's live mux.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Mount adds a route to the server's mux (an http.ServeMux pattern such as
-// "GET /{$}"), for the web page and its assets. The API's routes are
-// /v1/models, /v1/models/, /healthz, /readyz and /metrics; a pattern that
-// conflicts with one of them panics, as http.ServeMux.Handle does.
+// "GET /{$}"), for the web page; it may be called before or after Handler,
+// also while requests are served. The API's routes are the method-less
+// patterns /v1/models, /v1/models/, /healthz, /readyz and /metrics.
+// Mount panics, as http.ServeMux.Handle does, for a pattern already
+// registered or one that conflicts with another (matches some of the same
+// requests with neither more specific). A more specific pattern does not
+// conflict: it silently takes over the requests it matches, so "GET
+// /healthz" replaces the API's /healthz for GET and HEAD. Mount nothing
+// under the API's paths.
 func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Run is the batching loop: it takes the first queued request and every
@@ -226,9 +243,10 @@ func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h
 // batch is not full and more requests are queued or arriving, it waits up
 // to MaxWait for them; then it runs one forward pass for the batch and
 // answers each. A lone request runs at once. Requests whose client has gone
-// are dropped unrun. When ctx ends, Run finishes the batch it is running,
-// answers every request still queued with 503, and returns nil; later
-// requests get 503 too. Run may be called once.
+// are dropped unrun. When ctx ends, Run finishes the forward pass it is
+// running, starts no other (requests still queued or being collected into
+// a batch are answered 503), and returns nil; later requests get 503 too.
+// Run may be called once.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("serving: Run called twice")
@@ -252,12 +270,27 @@ func (s *Server) Run(ctx context.Context) error {
 			case first = <-s.queue:
 			}
 		}
+		// ctx may have ended while first was taken (select picks at
+		// random among ready cases) or while the batch was collected: no
+		// pass starts after ctx ends, the jobs go to shutdown's 503.
+		if ctx.Err() != nil {
+			s.finish(first, jobResult{err: errShuttingDown})
+			return nil
+		}
 		if s.dropIfGone(first) {
 			continue
 		}
 		batch := []*job{first}
 		if s.cfg.MaxBatch > 1 {
 			batch, carry = s.collect(ctx, batch)
+		}
+		if ctx.Err() != nil {
+			for _, j := range append(batch, carry) {
+				if j != nil {
+					s.finish(j, jobResult{err: errShuttingDown})
+				}
+			}
+			return nil
 		}
 		s.runBatch(batch)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -569,7 +570,7 @@ func TestNewConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := New(tt.cfg); err == nil {
 				t.Fatal("New succeeded")
-			} else if tt.name != "registerer shared" && !errors.Is(err, ErrConfig) {
+			} else if !errors.Is(err, ErrConfig) {
 				t.Fatalf("error %v does not wrap ErrConfig", err)
 			}
 		})
@@ -644,22 +645,80 @@ func TestLoadModel(t *testing.T) {
 	}
 }
 
-func TestModelCloseAndReuse(t *testing.T) {
-	m := tinyModel(t, 16, 1, "v1")
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
+// TestModelClose: Close is final. It releases the engine at once when idle,
+// or after the last request holding the model even while the model is
+// still current; a closed model's requests fail (500 naming the close)
+// without rebuilding the engine. A model merely swapped out and in again
+// rebuilds its engine.
+func TestModelClose(t *testing.T) {
+	img := pngBytes(t, 16, 16)
+	wantClosed := func(t *testing.T, ts *testServer, m *Model) {
+		t.Helper()
+		r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img)
+		if e := errorOf(t, r); r.status != http.StatusInternalServerError || !strings.Contains(e.Error, ErrModelClosed.Error()) {
+			t.Errorf("predict on a closed model: %d %s, want 500 naming %q", r.status, r.body, ErrModelClosed)
+		}
+		if !m.released() || m.predCreated != 1 {
+			t.Errorf("closed model: released %v, engines built %d; want true and 1 (no rebuild)", m.released(), m.predCreated)
+		}
 	}
-	if !m.released() {
-		t.Fatal("Close of an idle model kept its engine")
-	}
-	// A closed model served again rebuilds its engine.
-	ts := startServer(t, Config{}, m, nil)
-	if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", pngBytes(t, 16, 16)); r.status != 200 {
-		t.Fatalf("predict on a reopened model: %d %s", r.status, r.body)
-	}
-	if m.released() || m.predCreated != 2 {
-		t.Errorf("released %v, engines built %d, want false and 2", m.released(), m.predCreated)
-	}
+	t.Run("idle", func(t *testing.T) {
+		m := tinyModel(t, 16, 1, "v1")
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !m.released() {
+			t.Fatal("Close of an idle model kept its engine")
+		}
+		if err := m.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		wantClosed(t, startServer(t, Config{}, m, nil), m)
+	})
+	t.Run("held and current", func(t *testing.T) {
+		entered, unblock := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		hook := func(int) { once.Do(func() { close(entered); <-unblock }) }
+		m := tinyModel(t, 16, 1, "v1")
+		ts := startServer(t, Config{MaxBatch: 1}, m, hook)
+		var unblockOnce sync.Once
+		release := func() { unblockOnce.Do(func() { close(unblock) }) }
+		t.Cleanup(release)
+		first := make(chan response, 1)
+		go func() { first <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img) }()
+		recv(t, entered, "the first batch")
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if m.released() {
+			t.Fatal("Close released the engine under a running batch")
+		}
+		release()
+		if r := recv(t, first, "the running request's answer"); r.status != http.StatusOK {
+			t.Fatalf("request running when the model was closed: %d %s, want 200", r.status, r.body)
+		}
+		// Still current in ts, but closed: the last request out releases it.
+		waitFor(t, "the closed model to release its engine after its last request", m.released)
+		if ts.Model() != m {
+			t.Fatal("the closed model is no longer current")
+		}
+		wantClosed(t, ts, m)
+	})
+	t.Run("swapped out and in again", func(t *testing.T) {
+		a, b := tinyModel(t, 16, 1, "a"), tinyModel(t, 16, 2, "b")
+		ts := startServer(t, Config{}, a, nil)
+		ts.Swap(b)
+		if !a.released() {
+			t.Fatal("an idle model swapped out kept its engine")
+		}
+		ts.Swap(a)
+		if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img); r.status != http.StatusOK {
+			t.Fatalf("predict on a model swapped in again: %d %s", r.status, r.body)
+		}
+		if a.released() || a.predCreated != 2 {
+			t.Errorf("released %v, engines built %d, want false and 2", a.released(), a.predCreated)
+		}
+	})
 }
 
 func TestWantsPNG(t *testing.T) {
@@ -704,15 +763,59 @@ func TestRLE(t *testing.T) {
 			if fmt.Sprint(got.Counts) != fmt.Sprint(tt.want) {
 				t.Fatalf("counts %v, want %v", got.Counts, tt.want)
 			}
+			if len(tt.mask) == 0 {
+				return // no mask is 0 pixels wide: Decode rejects the size
+			}
 			back, err := got.Decode(len(tt.mask), 1)
 			if err != nil || !bytes.Equal(back, tt.mask) {
 				t.Fatalf("decode: %v %v", back, err)
 			}
 		})
 	}
-	for _, bad := range []RLE{{[]int{0}}, {[]int{0, 0}}, {[]int{256, 1}}, {[]int{-1, 1}}, {[]int{0, 3}}, {[]int{0, 5}}} {
-		if _, err := bad.Decode(2, 2); !errors.Is(err, ErrRLE) {
-			t.Errorf("Decode(%v) error %v, want ErrRLE", bad.Counts, err)
-		}
+	if back, err := (RLE{[]int{0, 2, 1, 4}}).Decode(3, 2); err != nil || !bytes.Equal(back, []byte{0, 0, 1, 1, 1, 1}) {
+		t.Errorf("Decode of the doc example as 3x2: %v %v", back, err)
+	}
+}
+
+// TestRLEDecodeErrors: every malformed RLE or size is an ErrRLE naming what
+// is wrong, never a panic, and sizes the runs do not cover allocate
+// nothing (a 2^40-pixel mask would not fit in memory).
+func TestRLEDecodeErrors(t *testing.T) {
+	tests := []struct {
+		name          string
+		counts        []int
+		width, height int
+		want          string // in the error
+	}{
+		{"zero width", []int{0, 1}, 0, 1, "mask size 0x1"},
+		{"zero height", []int{}, 5, 0, "mask size 5x0"},
+		{"negative", []int{0, 1}, -1, 1, "mask size -1x1"},
+		{"product overflows int", []int{0, 1}, 3037000500, 3037000500, "more than the"},
+		{"over the pixel limit", []int{0, 1}, 1 << 20, 1 << 20, "more than the"},
+		{"huge size, tiny runs", []int{0, 1}, 1 << 15, 1 << 15, "runs cover 1 pixels, the mask has 32768x32768"},
+		{"odd count", []int{0}, 2, 2, "1 counts"},
+		{"run of 0", []int{0, 0}, 2, 2, "run length 0"},
+		{"class 256", []int{256, 1}, 2, 2, "class 256"},
+		{"class -1", []int{-1, 1}, 2, 2, "class -1"},
+		{"runs short", []int{0, 3}, 2, 2, "runs cover 3 pixels"},
+		{"runs over", []int{0, 5}, 2, 2, "cover more than"},
+		{"run sum would overflow", []int{0, 3, 1, math.MaxInt}, 2, 2, "cover more than"},
+		{"no runs", []int{}, 2, 2, "runs cover 0 pixels"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			mask, err := (RLE{tt.counts}).Decode(tt.width, tt.height)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrRLE) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Decode(%v, %d, %d) = %d bytes, %v; want ErrRLE naming %q", tt.counts, tt.width, tt.height, len(mask), err, tt.want)
+			}
+			// The mask is never allocated (the "huge size" one would be
+			// 1 GiB); the bound leaves room for anything else running.
+			if grew := after.TotalAlloc - before.TotalAlloc; mask != nil || grew > 64<<20 {
+				t.Errorf("a failed Decode returned %d bytes and allocated %d bytes", len(mask), grew)
+			}
+		})
 	}
 }

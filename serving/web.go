@@ -51,7 +51,7 @@ func WebPage() http.Handler {
 }
 
 // MountWebPage mounts WebPage at the server's root ("GET /{$}", which also
-// answers HEAD). Like Mount, call it before Handler.
+// answers HEAD). Like Mount, it may be called before or after Handler.
 func (s *Server) MountWebPage() {
 	s.Mount("GET /{$}", WebPage())
 }

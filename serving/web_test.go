@@ -67,15 +67,23 @@ func webPNG(t testing.TB, w, h int) []byte {
 	return buf.Bytes()
 }
 
-// webServer starts a serving.Server with the tiny model behind a real HTTP
-// server, with the web page mounted at "/". It returns the server's URL.
-func webServer(t *testing.T, name, version string, classes []string, maxPixels int) string {
+// webModel is a tiny untrained model with classes.
+func webModel(t *testing.T, version string, classes []string) *serving.Model {
 	t.Helper()
 	cfg := unet.Config{InChannels: 3, Classes: len(classes), Height: 16, Width: 16, Widths: []int{4, 8}, Bottleneck: 8}
 	m, err := serving.NewModel(webCheckpoint(t, cfg, classes), version, 1, 4)
 	if err != nil {
 		t.Fatalf("NewModel: %v", err)
 	}
+	return m
+}
+
+// webServer starts a serving.Server with the tiny model behind a real HTTP
+// server, with the web page mounted at "/". It returns the server's URL
+// and the server (to swap models).
+func webServer(t *testing.T, name, version string, classes []string, maxPixels int) (string, *serving.Server) {
+	t.Helper()
+	m := webModel(t, version, classes)
 	s, err := serving.New(serving.Config{
 		Name:       name,
 		MaxBatch:   4,
@@ -102,7 +110,7 @@ func webServer(t *testing.T, name, version string, classes []string, maxPixels i
 		}
 		s.Swap(nil) // releases the model's engine
 	})
-	return ts.URL
+	return ts.URL, s
 }
 
 func TestWebPageHandler(t *testing.T) {
@@ -206,7 +214,7 @@ func TestWebPageBrowser(t *testing.T) {
 		maxPixels = 48 * 48
 	)
 	classes := []string{"pet", "background", "border"}
-	url := webServer(t, name, version, classes, maxPixels)
+	url, srv := webServer(t, name, version, classes, maxPixels)
 
 	dir := t.TempDir()
 	okPNG := webPNG(t, 40, 24)
@@ -311,6 +319,41 @@ func TestWebPageBrowser(t *testing.T) {
 			}
 		})
 	}
+
+	// The page lists the model once, at load: after a hot swap to a model
+	// with other classes, the legend must name the new ones.
+	t.Run("legend after a hot swap", func(t *testing.T) {
+		tab, cancelTab := chromedp.NewContext(browserCtx)
+		defer cancelTab()
+		if err := chromedp.Do(tab, chromedp.Navigate(url+"/")); err != nil {
+			t.Fatalf("open page: %v", err)
+		}
+		listed := `(() => { const t = document.getElementById("model").textContent; return t.includes("` + version + `") ? t : null; })()`
+		if _, err := chromedp.Run(tab, chromedp.Poll[string](listed, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("wait for the page to list version %s: %v", version, err)
+		}
+		const version2 = "v-web-test-2"
+		classes2 := []string{"sky", "tree"}
+		srv.Swap(webModel(t, version2, classes2))
+		if err := chromedp.Do(tab, chromedp.SetUploadFiles(chromedp.ID("file"), []string{filepath.Join(dir, "ok.png")})); err != nil {
+			t.Fatalf("choose ok.png: %v", err)
+		}
+		got, err := chromedp.Run(tab, chromedp.Poll[webResult](webPoll, chromedp.WithPollingTimeout(15*time.Second)))
+		if err != nil {
+			t.Fatalf("wait for the page to show a result: %v", err)
+		}
+		if got.Error != "" || got.Version != version2 {
+			t.Fatalf("page shows error %q, version %q; want version %q", got.Error, got.Version, version2)
+		}
+		if len(got.Legend) != len(classes2) {
+			t.Fatalf("legend %q, want one entry per class %q", got.Legend, classes2)
+		}
+		for i, c := range classes2 {
+			if !strings.HasPrefix(got.Legend[i], c) {
+				t.Errorf("legend entry %d = %q, want %q (the swapped-in model's class)", i, got.Legend[i], c)
+			}
+		}
+	})
 }
 
 // webMask asks the server for the PNG mask of img, as the page does.

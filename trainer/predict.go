@@ -14,7 +14,8 @@ import (
 
 // Predictor runs a trained model: evaluation over a dataset split and mask
 // prediction for images. It is not safe for concurrent use; give each
-// goroutine its own (serving keeps a pool of them).
+// goroutine its own (serving builds one per loaded model and runs one
+// forward pass on it at a time).
 type Predictor struct {
 	ckpt  *Checkpoint
 	eng   *gemm.Engine
