@@ -95,7 +95,7 @@ func runSweep(c *cli.Context) error {
 	s := sw.Spec
 	summary := fmt.Sprintf("sweep %s (%s) %s: up to %d trial(s), %d at a time; request id %s (submitting again with --request-id %s returns this sweep)",
 		sw.ID, s.Name, sw.State, s.MaxTrials, s.MaxConcurrent, sw.RequestID, sw.RequestID)
-	return reportSubmitted(c, p, sw.ID, sw, summary, fmt.Sprintf("follow it with `trainctl sweeps get %s`", sw.ID),
+	return reportSubmitted(c, p, sw.ID, sw, summary, fmt.Sprintf("follow it with `trainctl sweeps get --wait %s`", sw.ID),
 		func(sw *structs.Sweep) (*structs.Sweep, error) { return waitSweep(c, cl, sw, poll) })
 }
 
@@ -115,7 +115,7 @@ func waitSweep(c *cli.Context, cl *client.Client, sw *structs.Sweep, poll time.D
 		func(s *structs.Sweep) bool { return s.State.Terminal() }, clockPrefix)
 	switch {
 	case c.Context.Err() != nil:
-		return sw, fmt.Errorf("stopped waiting; sweep %s keeps running (follow it with `trainctl sweeps get %s`; stop it with `trainctl sweeps cancel %s`)", sw.ID, sw.ID, sw.ID)
+		return sw, fmt.Errorf("stopped waiting; sweep %s keeps running (follow it again with `trainctl sweeps get --wait %s`; stop it with `trainctl sweeps cancel %s`)", sw.ID, sw.ID, sw.ID)
 	case err != nil:
 		return sw, clusterError(c, err, notFoundSweep(sw.ID), sweepsLsHint)
 	}
@@ -402,8 +402,16 @@ func sweepsGetCommand() *cli.Command {
 			"state, the leaderboard (trials best first: parameters, budget used, best objective,\n" +
 			"state, best checkpoint, job) and the best checkpoint. -o json prints the sweep object,\n" +
 			"every result the scheduler judged included.\n\n" +
-			"Examples:\n  trainctl sweeps get 5c1e0a9b7d3f2e64\n  trainctl -o json sweeps get 5c1e0a9b7d3f2e64 | jq .best",
-		Flags: clusterFlags(),
+			"--wait follows a running sweep as `sweep --wait` does (every result and decision so\n" +
+			"far, then each as it comes) until it ends, then prints the leaderboard; it exits\n" +
+			"non-zero if the sweep failed or was cancelled. Use it to watch a sweep again after\n" +
+			"Ctrl-C stopped `sweep --wait`.\n\n" +
+			"Examples:\n  trainctl sweeps get 5c1e0a9b7d3f2e64\n  trainctl sweeps get --wait 5c1e0a9b7d3f2e64\n" +
+			"  trainctl -o json sweeps get 5c1e0a9b7d3f2e64 | jq .best",
+		Flags: withClusterFlags(
+			&cli.BoolFlag{Name: "wait", Usage: "follow the sweep until it ends; exit non-zero if it failed or was cancelled"},
+			pollFlag(),
+		),
 		Action: func(c *cli.Context) error {
 			id, err := oneArg(c)
 			if err != nil {
@@ -413,9 +421,22 @@ func sweepsGetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			poll, err := pollInterval(c)
+			if err != nil {
+				return err
+			}
 			sw, err := cl.Sweep(c.Context, id)
 			if err != nil {
 				return clusterError(c, err, notFoundSweep(id), sweepsLsHint)
+			}
+			if c.Bool("wait") {
+				sw, err := waitSweep(c, cl, sw, poll)
+				if p.JSON() {
+					if perr := p.Value(sw); perr != nil {
+						return perr
+					}
+				}
+				return err
 			}
 			if p.JSON() {
 				return p.Value(sw)

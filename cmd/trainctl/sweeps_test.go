@@ -500,6 +500,29 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 			t.Errorf("stderr does not say the request id:\n%s", errOut)
 		}
 	})
+	t.Run("get --wait", func(t *testing.T) {
+		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		out := mustCtl(t, []string{"sweeps", "get", "--wait", "--poll-interval", "1ms", "5c1e0a9b7d3f2e64"}...)
+		var seen []string
+		for _, l := range strings.Split(out, "\n") {
+			if m := regexp.MustCompile(`^\d\d:\d\d:\d\d  (.*)$`).FindStringSubmatch(l); m != nil {
+				seen = append(seen, m[1])
+			}
+		}
+		want := slices.Concat(sweepChanges(nil, f.history[0]), sweepChanges(f.history[0], f.history[1]),
+			sweepChanges(f.history[1], f.history[2]), sweepChanges(f.history[2], f.history[3]))
+		if !slices.Equal(seen, want) {
+			t.Errorf("progress lines\n  %s\nwant\n  %s", strings.Join(seen, "\n  "), strings.Join(want, "\n  "))
+		}
+		if !strings.Contains(out, "TRIAL  PARAMS") || !strings.Contains(out, "best checkpoint: sha256:9f86d081884c7d65") {
+			t.Errorf("no leaderboard and best after the sweep ended:\n%s", out)
+		}
+		startFakeSweepAPI(t, sweepHistory(t, structs.SweepFailed))
+		if _, _, err := ctl(t, []string{"sweeps", "get", "--wait", "--poll-interval", "1ms", "5c1e0a9b7d3f2e64"}...); err == nil ||
+			!strings.Contains(err.Error(), "sweep 5c1e0a9b7d3f2e64 failed: searcher: boom") {
+			t.Errorf("get --wait of a failing sweep: %v, want its failure", err)
+		}
+	})
 	t.Run("wait failed", func(t *testing.T) {
 		startFakeSweepAPI(t, sweepHistory(t, structs.SweepFailed))
 		out, _, err := ctl(t, []string{"sweep", "-f", spec, "--wait", "--poll-interval", "1ms", "--request-id", "r-7"}...)
@@ -636,8 +659,8 @@ func TestSweepWaitInterrupted(t *testing.T) {
 	waitOutput(t, out, done, regexp.MustCompile(`trial 0 started`), "the first trial")
 	cancel()
 	err := waitDone(t, done, "sweep --wait after Ctrl-C")
-	if err == nil || !strings.Contains(err.Error(), "stopped waiting; sweep 5c1e0a9b7d3f2e64 keeps running") ||
-		!strings.Contains(err.Error(), "trainctl sweeps get 5c1e0a9b7d3f2e64") {
+	if err == nil || !strings.Contains(err.Error(), "stopped waiting; sweep 5c1e0a9b7d3f2e64 keeps running (follow it again with `trainctl sweeps get --wait 5c1e0a9b7d3f2e64`") ||
+		!strings.Contains(err.Error(), "trainctl sweeps cancel 5c1e0a9b7d3f2e64") {
 		t.Errorf("error %v, want one saying the sweep keeps running and how to follow it", err)
 	}
 	f.mu.Lock()
