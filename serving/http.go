@@ -246,6 +246,24 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 	w.Header().Set("X-Model-Version", m.version)
 	w.Header().Set("X-Model-Name", s.cfg.Name)
 
+	// Reserve the body's memory before reading it (Config.MaxBodyMemory);
+	// it is given back once the image is decoded, or on any return.
+	reserved := s.cfg.MaxBodyBytes
+	if r.ContentLength >= 0 {
+		reserved = min(r.ContentLength, s.cfg.MaxBodyBytes)
+	}
+	if s.bodyBytes.Add(reserved) > s.cfg.MaxBodyMemory {
+		s.bodyBytes.Add(-reserved)
+		w.Header().Set("Retry-After", "1")
+		return fail(http.StatusServiceUnavailable, "overloaded",
+			fmt.Sprintf("request bodies being read already hold close to %d bytes; retry later", s.cfg.MaxBodyMemory))
+	}
+	unreserve := func() {
+		s.bodyBytes.Add(-reserved)
+		reserved = 0
+	}
+	defer func() { unreserve() }()
+
 	data, err := s.readImageBytes(w, r)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -264,6 +282,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 		return 499
 	}
 	img, err := decodeImage(data, s.cfg.MaxPixels)
+	unreserve() // the body is not used after this
 	var input []byte
 	if err == nil {
 		input = toModelInput(img, m.width, m.height, m.channels)

@@ -35,10 +35,17 @@ type Config struct {
 	QueueSize int
 	// MaxBodyBytes is the largest request body accepted (default 16 MiB);
 	// a longer one is answered 413. A request's body is read into memory
-	// in full before the request waits for a decode slot (see Threads), so
-	// each request being read or waiting holds up to this much besides:
-	// bound concurrent connections in front of the server.
+	// in full before the request waits for a decode slot (see Threads);
+	// MaxBodyMemory bounds what all of them hold together.
 	MaxBodyBytes int64
+	// MaxBodyMemory is the most bytes of request bodies held at once, from
+	// the start of reading a body until its image is decoded (default 256
+	// MiB; at least MaxBodyBytes). A request whose body would take the
+	// total past it is answered 503 with Retry-After: 1 at once, before
+	// its body is read, so many large concurrent uploads cannot exhaust
+	// memory. A body counts as its Content-Length, or as MaxBodyBytes when
+	// the request does not declare one (chunked).
+	MaxBodyMemory int64
 	// MaxPixels is the largest width×height an image header may declare
 	// (default 16,000,000), checked before any pixel is decoded so a small
 	// file cannot claim a huge canvas (a decompression bomb); beyond it,
@@ -63,12 +70,13 @@ type Config struct {
 
 // Defaults of Config's zero values.
 const (
-	DefaultName         = "default"            // Config.Name
-	DefaultMaxBatch     = 8                    // Config.MaxBatch
-	DefaultMaxWait      = 5 * time.Millisecond // Config.MaxWait
-	DefaultQueueSize    = 64                   // Config.QueueSize
-	DefaultMaxBodyBytes = 16 << 20             // Config.MaxBodyBytes: 16 MiB
-	DefaultMaxPixels    = 16_000_000           // Config.MaxPixels
+	DefaultName          = "default"            // Config.Name
+	DefaultMaxBatch      = 8                    // Config.MaxBatch
+	DefaultMaxWait       = 5 * time.Millisecond // Config.MaxWait
+	DefaultQueueSize     = 64                   // Config.QueueSize
+	DefaultMaxBodyBytes  = 16 << 20             // Config.MaxBodyBytes: 16 MiB
+	DefaultMaxBodyMemory = 256 << 20            // Config.MaxBodyMemory: 256 MiB
+	DefaultMaxPixels     = 16_000_000           // Config.MaxPixels
 )
 
 // ErrConfig is wrapped by New's errors for an invalid Config.
@@ -100,6 +108,9 @@ type Server struct {
 	// or decoding their image: they will be queued soon, so a batch is
 	// worth waiting for.
 	arriving atomic.Int64
+	// bodyBytes is the request body memory reserved now (see
+	// Config.MaxBodyMemory).
+	bodyBytes atomic.Int64
 	running  atomic.Bool  // Run has been called
 	mu       sync.RWMutex // orders enqueue against Run's shutdown
 	stopped  bool         // Run has returned; guarded by mu
@@ -140,7 +151,7 @@ func New(cfg Config) (*Server, error) {
 		v    int64
 	}{
 		{"MaxBatch", int64(cfg.MaxBatch)}, {"MaxWait", int64(cfg.MaxWait)}, {"QueueSize", int64(cfg.QueueSize)},
-		{"MaxBodyBytes", cfg.MaxBodyBytes}, {"MaxPixels", int64(cfg.MaxPixels)}, {"Threads", int64(cfg.Threads)},
+		{"MaxBodyBytes", cfg.MaxBodyBytes}, {"MaxBodyMemory", cfg.MaxBodyMemory}, {"MaxPixels", int64(cfg.MaxPixels)}, {"Threads", int64(cfg.Threads)},
 	} {
 		if f.v < 0 {
 			return nil, fmt.Errorf("%w: %s is %d, want >= 0 (0: the default)", ErrConfig, f.name, f.v)
@@ -157,6 +168,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBodyMemory == 0 {
+		cfg.MaxBodyMemory = max(DefaultMaxBodyMemory, cfg.MaxBodyBytes)
+	}
+	if cfg.MaxBodyMemory < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("%w: MaxBodyMemory %d is below MaxBodyBytes %d: a body of the largest size could never be read", ErrConfig, cfg.MaxBodyMemory, cfg.MaxBodyBytes)
 	}
 	if cfg.MaxPixels == 0 {
 		cfg.MaxPixels = DefaultMaxPixels

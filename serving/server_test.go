@@ -562,6 +562,8 @@ func TestNewConfig(t *testing.T) {
 		{"negative queue", Config{QueueSize: -3}},
 		{"negative wait", Config{MaxWait: -1}},
 		{"negative body", Config{MaxBodyBytes: -1}},
+		{"negative body memory", Config{MaxBodyMemory: -1}},
+		{"body memory below the largest body", Config{MaxBodyBytes: 2000, MaxBodyMemory: 1000}},
 		{"name with colon", Config{Name: "a:b"}},
 		{"name with slash", Config{Name: "a/b"}},
 		{"registerer shared", Config{Registerer: shared}},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,5 +58,43 @@ func TestAbortedUploadIs499(t *testing.T) {
 	// A complete request is still answered.
 	if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img); r.status != http.StatusOK {
 		t.Fatalf("predict: %d %s", r.status, r.body)
+	}
+}
+
+// TestBodyMemoryBound: while uploads hold MaxBodyMemory between them, a
+// further request is answered 503 overloaded at once, before its body is
+// read; once they end, their memory is given back and requests succeed.
+func TestBodyMemoryBound(t *testing.T) {
+	ts := startServer(t, Config{MaxBodyBytes: 4000, MaxBodyMemory: 6000}, tinyModel(t, 16, 1, "v1"), nil)
+	img := pngBytes(t, 16, 16)
+	// A slow upload that declares 4000 bytes and sends a few: it holds a
+	// 4000-byte reservation while it is being read.
+	slow, err := net.Dial("tcp", ts.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /v1/models/default:predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 4000\r\n\r\n")
+	slow.Write(img[:10])
+	waitFor(t, "the slow upload's reservation", func() bool { return ts.bodyBytes.Load() == 4000 })
+
+	// 4000 + 4000 > 6000: refused without reading the body.
+	big := append(slices.Clone(img), make([]byte, 4000-len(img))...)
+	r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", big)
+	if e := errorOf(t, r); r.status != http.StatusServiceUnavailable || e.Code != "overloaded" || r.header.Get("Retry-After") != "1" ||
+		!strings.Contains(e.Error, "6000 bytes") {
+		t.Fatalf("a body past the memory bound: %d %+v Retry-After %q, want 503 overloaded naming the bound", r.status, e, r.header.Get("Retry-After"))
+	}
+	// A small one still fits beside the slow upload.
+	if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img); r.status != http.StatusOK {
+		t.Fatalf("a small body beside the slow upload: %d %s", r.status, r.body)
+	}
+	slow.Close()
+	waitFor(t, "the slow upload's memory to be given back", func() bool { return ts.bodyBytes.Load() == 0 })
+	if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", big); r.status == http.StatusServiceUnavailable {
+		t.Fatalf("the large body after the slow upload ended: %d %s", r.status, r.body)
+	}
+	if ts.bodyBytes.Load() != 0 {
+		t.Fatalf("%d body bytes still reserved after every request ended", ts.bodyBytes.Load())
 	}
 }
