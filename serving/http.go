@@ -232,17 +232,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 			m.release()
 		}
 	}()
-	// From here until it is queued (or fails) the request is arriving:
-	// the batching loop waits for it rather than running a batch alone.
-	s.arriving.Add(1)
-	arrived := false
-	arrive := func() {
-		if !arrived {
-			arrived = true
-			s.arriving.Add(-1)
-		}
-	}
-	defer arrive()
 	w.Header().Set("X-Model-Version", m.version)
 	w.Header().Set("X-Model-Name", s.cfg.Name)
 
@@ -272,10 +261,23 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, start time.Time
 		st, code := errorStatus(err)
 		return fail(st, code, err.Error())
 	}
+	// From here until it is queued (or fails) the request is arriving:
+	// decoding takes milliseconds, so the batching loop waits for it
+	// rather than running a batch alone. (While its body was uploading
+	// it did not count: a slow client would make every batch wait.)
+	s.arriving.Add(1)
+	arrived := false
+	arrive := func() {
+		if !arrived {
+			arrived = true
+			s.arriving.Add(-1)
+		}
+	}
+	defer arrive()
 	// Decoding and resizing take CPU and, at their peak, up to about 24
 	// bytes per pixel of the image (see Config.Threads): bound how many
-	// requests do it at once. The body (up to MaxBodyBytes) was read
-	// before this wait, so it is not bounded by it.
+	// requests do it at once. The body read before this wait is bounded
+	// by MaxBodyMemory instead.
 	select {
 	case s.decoders <- struct{}{}:
 	case <-r.Context().Done():

@@ -104,9 +104,9 @@ type Server struct {
 
 	queue    chan *job
 	decoders chan struct{} // semaphore: requests decoding or resizing now
-	// arriving counts predict requests that hold a model and are reading
-	// or decoding their image: they will be queued soon, so a batch is
-	// worth waiting for.
+	// arriving counts predict requests that have read their body and are
+	// decoding it (or waiting to): they will be queued within
+	// milliseconds, so a batch is worth waiting for.
 	arriving atomic.Int64
 	// bodyBytes is the request body memory reserved now (see
 	// Config.MaxBodyMemory).

@@ -98,3 +98,24 @@ func TestBodyMemoryBound(t *testing.T) {
 		t.Fatalf("%d body bytes still reserved after every request ended", ts.bodyBytes.Load())
 	}
 }
+
+// TestSlowUploadDoesNotHoldBatches: a request still uploading its body is
+// not "arriving" yet, so a complete request does not wait MaxWait (an
+// hour here) for it to join its batch.
+func TestSlowUploadDoesNotHoldBatches(t *testing.T) {
+	ts := startServer(t, Config{MaxBatch: 8, MaxWait: time.Hour}, tinyModel(t, 16, 1, "v1"), nil)
+	img := pngBytes(t, 16, 16)
+	slow, err := net.Dial("tcp", ts.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /v1/models/default:predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n", len(img))
+	slow.Write(img[:10])
+	waitFor(t, "the slow upload to start", func() bool { return ts.bodyBytes.Load() == int64(len(img)) })
+	done := make(chan response, 1)
+	go func() { done <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img) }()
+	if r := recv(t, done, "the complete request's answer"); r.status != http.StatusOK {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+}
