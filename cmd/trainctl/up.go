@@ -193,6 +193,8 @@ func runUp(c *cli.Context) error {
 		demoDone <- nil
 	}
 	runErr := agent.Run(ctx)
+	fail("worker", runErr)
+	stop(nil) // whatever ended the worker ends the other parts too
 	<-demoDone
 	<-serveDone
 	shutErr := srv.Shutdown()
