@@ -111,9 +111,9 @@ type Server struct {
 	// bodyBytes is the request body memory reserved now (see
 	// Config.MaxBodyMemory).
 	bodyBytes atomic.Int64
-	running  atomic.Bool  // Run has been called
-	mu       sync.RWMutex // orders enqueue against Run's shutdown
-	stopped  bool         // Run has returned; guarded by mu
+	running   atomic.Bool  // Run has been called
+	mu        sync.RWMutex // orders enqueue against Run's shutdown
+	stopped   bool         // Run has returned; guarded by mu
 
 	// testHookBatch, when set, is called by the batching loop with each
 	// batch's size before its forward pass (tests block the loop with it).
