@@ -62,8 +62,11 @@ func errorStatus(err error) (int, string) {
 // the bytes (http.DetectContentType), never taken from a header; the
 // dimensions are read from the image header and checked against maxPixels
 // before any pixel is decoded, so a small file cannot make the server
-// allocate a huge canvas. Every error wraps one of errEmptyBody,
-// errUnsupportedType, errImageTooLarge or errBadImage.
+// allocate a huge canvas. A JPEG is turned upright as its EXIF Orientation
+// says (see jpegOrientation), so the image, and the mask sized from it, have
+// the geometry browsers show: width and height swap for a quarter turn, the
+// pixel count checked against maxPixels does not change. Every error wraps
+// one of errEmptyBody, errUnsupportedType, errImageTooLarge or errBadImage.
 func decodeImage(data []byte, maxPixels int) (image.Image, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: send a PNG or JPEG image as the request body", errEmptyBody)
@@ -97,6 +100,11 @@ func decodeImage(data []byte, maxPixels int) (image.Image, error) {
 	}
 	if b := img.Bounds(); b.Dx() != cfg.Width || b.Dy() != cfg.Height {
 		return nil, fmt.Errorf("%w: %s decoded to %dx%d, its header says %dx%d", errBadImage, format, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
+	}
+	if format == "JPEG" {
+		// Browsers show a JPEG turned as its EXIF Orientation says; the
+		// mask must match what they show, so the model sees it upright.
+		img = orient(img, jpegOrientation(data))
 	}
 	return img, nil
 }

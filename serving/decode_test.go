@@ -1,15 +1,18 @@
 package serving
 
 import (
+	"bytes"
 	"errors"
+	"image/jpeg"
 	"net/http"
 	"testing"
 )
 
 // FuzzDecodeImage feeds arbitrary bytes through the decode path (sniff,
-// header check, decode, resize to the model input): it must never panic,
-// every error must be one of the typed input errors with a 4xx status, and
-// every image it accepts must fit the pixel limit.
+// header check, decode, EXIF orientation, resize to the model input): it
+// must never panic, every error must be one of the typed input errors with a
+// 4xx status, every image it accepts must fit the pixel limit, and a JPEG
+// comes out as its header's size, turned a quarter for orientations 5 to 8.
 func FuzzDecodeImage(f *testing.F) {
 	png, jpg := pngBytes(f, 7, 5), jpegBytes(f, 9, 4)
 	for _, seed := range [][]byte{
@@ -19,8 +22,25 @@ func FuzzDecodeImage(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	// JPEGs with an EXIF APP1: every orientation in both byte orders, the
+	// corrupt segments TestDecodeImageMalformedEXIF uses, and a truncated
+	// one.
+	for _, order := range []string{"II", "MM"} {
+		for o := range uint16(10) {
+			f.Add(withSegments(jpg, exifAPP1(orientationTIFF(order, o))))
+		}
+	}
+	for _, seg := range malformedEXIF() {
+		f.Add(withSegments(jpg, seg))
+	}
+	withEXIF := withSegments(jpg, exifAPP1(orientationTIFF("MM", 6)))
+	f.Add(withEXIF[:30])
 	const maxPixels = 1 << 16
 	f.Fuzz(func(t *testing.T, data []byte) {
+		o := jpegOrientation(data)
+		if o < 1 || o > 8 {
+			t.Fatalf("jpegOrientation = %d, want 1 to 8", o)
+		}
 		img, err := decodeImage(data, maxPixels)
 		if err != nil {
 			if !errors.Is(err, errEmptyBody) && !errors.Is(err, errUnsupportedType) && !errors.Is(err, errImageTooLarge) && !errors.Is(err, errBadImage) {
@@ -37,6 +57,15 @@ func FuzzDecodeImage(f *testing.F) {
 		b := img.Bounds()
 		if b.Dx() <= 0 || b.Dy() <= 0 || b.Dx()*b.Dy() > maxPixels {
 			t.Fatalf("accepted a %dx%d image (limit %d pixels)", b.Dx(), b.Dy(), maxPixels)
+		}
+		if cfg, err := jpeg.DecodeConfig(bytes.NewReader(data)); err == nil && http.DetectContentType(data) == "image/jpeg" {
+			w, h := cfg.Width, cfg.Height
+			if o >= 5 {
+				w, h = h, w
+			}
+			if b.Dx() != w || b.Dy() != h {
+				t.Fatalf("a %dx%d JPEG with orientation %d decoded to %dx%d, want %dx%d", cfg.Width, cfg.Height, o, b.Dx(), b.Dy(), w, h)
+			}
 		}
 		for _, ch := range []int{1, 3} {
 			if in := toModelInput(img, 8, 4, ch); len(in) != 8*4*ch {
