@@ -256,15 +256,13 @@ func TestFollowUnservableAndPrune(t *testing.T) {
 	if s.Model() != v1 {
 		t.Errorf("serving %s, want version 1 kept", s.Model().Version())
 	}
-	if exists(file(bad)) {
-		t.Error("the unservable checkpoint's file was kept in Dir")
-	}
+	// Follow deletes the file after logging the failure.
+	waitFor(t, "the unservable checkpoint's file to be deleted", func() bool { return !exists(file(bad)) })
 
 	f.setModel(good2)
 	waitFor(t, "version 3 to be served", func() bool { return strings.HasPrefix(s.Model().Version(), "pets@v3-") })
-	if exists(file(good1)) {
-		t.Errorf("the file of the checkpoint swapped out, %s, is still in Dir", file(good1))
-	}
+	// Follow deletes the old file just after the swap.
+	waitFor(t, "the file of the checkpoint swapped out to be deleted", func() bool { return !exists(file(good1)) })
 	if !exists(file(good2)) || !exists("mine.ckpt") {
 		t.Errorf("Dir lost the served checkpoint (%v) or a file Follow did not download (%v)", exists(file(good2)), exists("mine.ckpt"))
 	}
