@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -304,8 +305,11 @@ func waitDone(t *testing.T, done <-chan error, what string) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not end within 20s", what)
+	case <-time.After(60 * time.Second):
+		// Say where it is stuck: every goroutine's stack.
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+		t.Fatalf("%s did not end within 60s; goroutines:\n%s", what, stacks.String())
 		return nil
 	}
 }
