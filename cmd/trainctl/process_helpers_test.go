@@ -105,22 +105,101 @@ func procWait(t testing.TB, timeout time.Duration, what string, cond func() erro
 	}
 }
 
+// proc is what coordinator and worker processes of a test share: starting
+// the binary, signalling it, killing it, and printing its log if the test
+// failed.
+type proc struct {
+	t       testing.TB
+	kind    string // "coordinator" or "worker", in messages
+	id      string
+	logPath string // its stderr (and stdout), every run appended
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited; then cmd.ProcessState is set
+}
+
+// init names p and registers its cleanup: SIGKILL, and the tail of its log
+// if the test failed. p must not move afterwards (it lives in a struct
+// allocated by its start function).
+func (p *proc) init(t testing.TB, kind, id string) {
+	p.t, p.kind, p.id = t, kind, id
+	p.logPath = filepath.Join(t.TempDir(), id+".stderr")
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.logPath)
+			if len(b) > maxLogTail {
+				b = append([]byte("[...]"), b[len(b)-maxLogTail:]...)
+			}
+			t.Logf("--- stderr of %s %s ---\n%s", p.kind, p.id, b)
+		}
+	})
+}
+
+// launch starts bin with args (and the environment of childEnv), its
+// output to logf, and returns it with a channel closed when it exits.
+func (p *proc) launch(logf *os.File, bin string, args ...string) (*exec.Cmd, chan struct{}) {
+	p.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s %s: %v", p.kind, p.id, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the exit status is in cmd.ProcessState
+		close(done)
+	}()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	return cmd, done
+}
+
+// signal sends sig to the running process.
+func (p *proc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		p.t.Fatalf("%s %s is not running", p.kind, p.id)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("signal %v to %s %s: %v", sig, p.kind, p.id, err)
+	}
+}
+
+// kill SIGKILLs the process (if it has not exited) and waits for it to
+// exit.
+func (p *proc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill() // fails only if it has exited already
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.t.Errorf("%s %s (pid %d) did not exit 30s after SIGKILL", p.kind, p.id, cmd.Process.Pid)
+	}
+}
+
 // coordProc is one `trainctl coordinator` process, restartable on its data
 // directory and addresses.
 type coordProc struct {
-	t       testing.TB
+	proc
 	bin     string
-	id      string
 	dataDir string // the global --data-dir; state is under coordinator/<id>
-	logPath string // stderr of every run, appended
 
 	// httpAddr and raftAddr are what the first run listened on (it asks
 	// for port 0); restarts reuse them, as Raft knows the server by them.
 	httpAddr, raftAddr string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
 }
 
 // maxLogTail is how much of a child's stderr a failed test prints.
@@ -136,19 +215,8 @@ var servingRE = regexp.MustCompile(`msg="serving; Ctrl-C to stop".* http=(\S+) r
 // failed.
 func startCoord(t testing.TB, bin, dataDir, id string, extra ...string) *coordProc {
 	t.Helper()
-	p := &coordProc{t: t, bin: bin, id: id, dataDir: dataDir,
-		logPath:  filepath.Join(t.TempDir(), id+".stderr"),
-		httpAddr: "127.0.0.1:0", raftAddr: "127.0.0.1:0"}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.logPath)
-			if len(b) > maxLogTail {
-				b = append([]byte("[...]"), b[len(b)-maxLogTail:]...)
-			}
-			t.Logf("--- stderr of coordinator %s ---\n%s", p.id, b)
-		}
-	})
+	p := &coordProc{bin: bin, dataDir: dataDir, httpAddr: "127.0.0.1:0", raftAddr: "127.0.0.1:0"}
+	p.init(t, "coordinator", id)
 	p.start(extra...)
 	return p
 }
@@ -172,20 +240,7 @@ func (p *coordProc) start(extra ...string) {
 	args := append([]string{"--data-dir", p.dataDir, "coordinator", "--node-id", p.id,
 		"--raft-addr", p.raftAddr, "--http-addr", p.httpAddr, "--log-level", "info",
 		"--blob-catch-up-interval", "500ms"}, extra...)
-	cmd := exec.Command(p.bin, args...)
-	cmd.Env = childEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start coordinator %s: %v", p.id, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status is in cmd.ProcessState
-		close(done)
-	}()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
+	cmd, done := p.launch(logf, p.bin, args...)
 
 	procWait(t, 60*time.Second, "coordinator "+p.id+" to serve", func() error {
 		b, err := os.ReadFile(p.logPath)
@@ -215,37 +270,6 @@ func childEnv() []string {
 		}
 	}
 	return env
-}
-
-// signal sends sig to the running process.
-func (p *coordProc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	p.mu.Lock()
-	cmd := p.cmd
-	p.mu.Unlock()
-	if cmd == nil {
-		p.t.Fatalf("coordinator %s is not running", p.id)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v to coordinator %s: %v", sig, p.id, err)
-	}
-}
-
-// kill SIGKILLs the process (stopped or not) and waits for it to exit.
-func (p *coordProc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill() // fails only if it has exited already
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		p.t.Errorf("coordinator %s (pid %d) did not exit 30s after SIGKILL", p.id, cmd.Process.Pid)
-	}
 }
 
 // client returns a client of this coordinator alone; reads answer from its
@@ -404,13 +428,7 @@ func waitSameState(t *testing.T, procs []*coordProc, wantJobs int) []*structs.Jo
 
 // workerProc is one `trainctl worker` process.
 type workerProc struct {
-	t       testing.TB
-	id      string
-	logPath string // its stderr (and stdout)
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited; then cmd.ProcessState is set
+	proc
 }
 
 // workerRegisteredRE matches the line a worker logs once the coordinators
@@ -424,17 +442,8 @@ var workerRegisteredRE = regexp.MustCompile(`msg="worker registered"`)
 // failed.
 func startWorker(t testing.TB, bin, dataDir, coordAddrs, id string, extra ...string) *workerProc {
 	t.Helper()
-	p := &workerProc{t: t, id: id, logPath: filepath.Join(t.TempDir(), id+".stderr")}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(p.logPath)
-			if len(b) > maxLogTail {
-				b = append([]byte("[...]"), b[len(b)-maxLogTail:]...)
-			}
-			t.Logf("--- stderr of worker %s ---\n%s", p.id, b)
-		}
-	})
+	p := &workerProc{}
+	p.init(t, "worker", id)
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -442,20 +451,7 @@ func startWorker(t testing.TB, bin, dataDir, coordAddrs, id string, extra ...str
 	defer logf.Close()
 	args := append([]string{"--data-dir", dataDir, "worker", "--coordinator", coordAddrs, "--id", id,
 		"--log-level", "info"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = childEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start worker %s: %v", id, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the exit status is in cmd.ProcessState
-		close(done)
-	}()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
+	cmd, done := p.launch(logf, bin, args...)
 
 	procWait(t, 60*time.Second, "worker "+id+" to register", func() error {
 		b, err := os.ReadFile(p.logPath)
@@ -475,20 +471,6 @@ func startWorker(t testing.TB, bin, dataDir, coordAddrs, id string, extra ...str
 	return p
 }
 
-// signal sends sig to the running process.
-func (p *workerProc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	p.mu.Lock()
-	cmd := p.cmd
-	p.mu.Unlock()
-	if cmd == nil {
-		p.t.Fatalf("worker %s is not running", p.id)
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v to worker %s: %v", sig, p.id, err)
-	}
-}
-
 // waitExit waits up to timeout for the process to exit by itself and
 // returns its exit state, or nil if it is still running then.
 func (p *workerProc) waitExit(timeout time.Duration) *os.ProcessState {
@@ -503,23 +485,5 @@ func (p *workerProc) waitExit(timeout time.Duration) *os.ProcessState {
 		return cmd.ProcessState
 	case <-time.After(timeout):
 		return nil
-	}
-}
-
-// kill SIGKILLs the process (if it has not exited) and waits for it to
-// exit.
-func (p *workerProc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill() // fails only if it has exited already
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		p.t.Errorf("worker %s (pid %d) did not exit 30s after SIGKILL", p.id, cmd.Process.Pid)
 	}
 }
