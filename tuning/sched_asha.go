@@ -44,16 +44,26 @@ type ASHA struct {
 	trials map[int]*trialLog
 }
 
-// NewASHA validates cfg, fills its defaults and returns the scheduler.
-func NewASHA(cfg ASHAConfig) (*ASHA, error) {
+// withEta validates cfg's budgets and fills in the reduction factor (3
+// when 0), which must be at least 2: the checks ASHA and Hyperband share.
+func (cfg ASHAConfig) withEta() (ASHAConfig, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return cfg, err
 	}
 	if cfg.Eta == 0 {
 		cfg.Eta = 3
 	}
 	if cfg.Eta < 2 {
-		return nil, fmt.Errorf("scheduler: reduction factor %d must be at least 2", cfg.Eta)
+		return cfg, fmt.Errorf("scheduler: reduction factor %d must be at least 2", cfg.Eta)
+	}
+	return cfg, nil
+}
+
+// NewASHA validates cfg, fills its defaults and returns the scheduler.
+func NewASHA(cfg ASHAConfig) (*ASHA, error) {
+	cfg, err := cfg.withEta()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.GracePeriod == 0 {
 		cfg.GracePeriod = cfg.MinBudget

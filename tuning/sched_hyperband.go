@@ -1,7 +1,5 @@
 package tuning
 
-import "fmt"
-
 // Hyperband is asynchronous Hyperband: s_max+1 brackets of ASHA, where
 // s_max = ⌊log_η(MaxBudget/MinBudget)⌋ and bracket s has its first rung at
 // MinBudget·η^s (so the last bracket runs its trials to MaxBudget without
@@ -16,14 +14,9 @@ type Hyperband struct {
 // NewHyperband validates cfg and returns the scheduler. Bracket s's grace
 // period is the larger of its first rung and cfg.GracePeriod.
 func NewHyperband(cfg ASHAConfig) (*Hyperband, error) {
-	if err := cfg.validate(); err != nil {
+	cfg, err := cfg.withEta()
+	if err != nil {
 		return nil, err
-	}
-	if cfg.Eta == 0 {
-		cfg.Eta = 3
-	}
-	if cfg.Eta < 2 {
-		return nil, fmt.Errorf("scheduler: reduction factor %d must be at least 2", cfg.Eta)
 	}
 	h := &Hyperband{}
 	for minB := cfg.MinBudget; minB <= cfg.MaxBudget; minB *= cfg.Eta {
