@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,4 +293,41 @@ func metricValue(text, series string) float64 {
 		}
 	}
 	return -1
+}
+
+// batchGate holds the batching loop in its first batch until release, so
+// that a test can queue requests behind a batch it knows is running. Pass
+// gate.hook to startServer, then t.Cleanup(gate.release) so that the loop
+// is let go before the server stops, even when the test fails early.
+type batchGate struct {
+	entered     chan struct{} // closed once the first batch reached the hook
+	unblock     chan struct{}
+	first, done sync.Once
+	mu          sync.Mutex
+	sizes       []int // every batch's size, in order
+}
+
+func newBatchGate() *batchGate {
+	return &batchGate{entered: make(chan struct{}), unblock: make(chan struct{})}
+}
+
+// hook is the server's batch hook: it records n and blocks the first batch.
+func (g *batchGate) hook(n int) {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, n)
+	g.mu.Unlock()
+	g.first.Do(func() {
+		close(g.entered)
+		<-g.unblock
+	})
+}
+
+// release lets the first batch run; calling it again does nothing.
+func (g *batchGate) release() { g.done.Do(func() { close(g.unblock) }) }
+
+// batchSizes returns the sizes of the batches so far, in order.
+func (g *batchGate) batchSizes() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.sizes)
 }

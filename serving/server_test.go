@@ -211,25 +211,16 @@ func TestPredictBadInput(t *testing.T) {
 }
 
 func TestLoadShedding(t *testing.T) {
-	entered, unblock := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	hook := func(int) {
-		once.Do(func() {
-			close(entered)
-			<-unblock
-		})
-	}
-	ts := startServer(t, Config{QueueSize: 1, MaxBatch: 1}, tinyModel(t, 16, 1, "v1"), hook)
-	var unblockOnce sync.Once
-	release := func() { unblockOnce.Do(func() { close(unblock) }) }
-	t.Cleanup(release) // before the server stops, even if the test fails early
+	gate := newBatchGate()
+	ts := startServer(t, Config{QueueSize: 1, MaxBatch: 1}, tinyModel(t, 16, 1, "v1"), gate.hook)
+	t.Cleanup(gate.release) // before the server stops, even if the test fails early
 	img := pngBytes(t, 16, 16)
 	results := make(chan response, 32)
 	post := func() {
 		results <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img)
 	}
 	go post()
-	recv(t, entered, "the first batch") // the loop holds it; the queue (1 slot) is empty
+	recv(t, gate.entered, "the first batch") // the loop holds it; the queue (1 slot) is empty
 	const flood = 12
 	for range flood {
 		go post()
@@ -242,7 +233,7 @@ func TestLoadShedding(t *testing.T) {
 			t.Errorf("flooded request: %d %s Retry-After %q, want 503 overloaded Retry-After 1", r.status, e.Code, r.header.Get("Retry-After"))
 		}
 	}
-	release()
+	gate.release()
 	for range 2 {
 		if r := recv(t, results, "a held request's answer"); r.status != http.StatusOK {
 			t.Errorf("held or queued request: %d %s, want 200", r.status, r.body)
@@ -255,22 +246,13 @@ func TestLoadShedding(t *testing.T) {
 }
 
 func TestClientGoneIsDropped(t *testing.T) {
-	entered, unblock := make(chan struct{}), make(chan struct{})
-	var batches atomic.Int32
-	hook := func(int) {
-		if batches.Add(1) == 1 {
-			close(entered)
-			<-unblock
-		}
-	}
-	ts := startServer(t, Config{MaxBatch: 1}, tinyModel(t, 16, 1, "v1"), hook)
-	var unblockOnce sync.Once
-	release := func() { unblockOnce.Do(func() { close(unblock) }) }
-	t.Cleanup(release)
+	gate := newBatchGate()
+	ts := startServer(t, Config{MaxBatch: 1}, tinyModel(t, 16, 1, "v1"), gate.hook)
+	t.Cleanup(gate.release)
 	img := pngBytes(t, 16, 16)
 	first := make(chan response, 1)
 	go func() { first <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img) }()
-	recv(t, entered, "the first batch")
+	recv(t, gate.entered, "the first batch")
 	ctx, cancel := context.WithCancel(context.Background())
 	gone := make(chan error, 1)
 	go func() {
@@ -289,7 +271,7 @@ func TestClientGoneIsDropped(t *testing.T) {
 	waitFor(t, "the server to see the client go", func() bool {
 		return metricValue(ts.metricsText(t), `trainctl_serving_requests_total{code="499"}`) == 1
 	})
-	release()
+	gate.release()
 	if r := recv(t, first, "the first request"); r.status != http.StatusOK {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
@@ -297,7 +279,7 @@ func TestClientGoneIsDropped(t *testing.T) {
 	if r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img); r.status != http.StatusOK {
 		t.Fatalf("third request: %d %s", r.status, r.body)
 	}
-	if n := batches.Load(); n != 2 {
+	if n := len(gate.batchSizes()); n != 2 {
 		t.Errorf("%d forward passes, want 2 (the cancelled request dropped unrun)", n)
 	}
 }
@@ -315,22 +297,9 @@ func TestBatching(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			entered, unblock := make(chan struct{}), make(chan struct{})
-			var (
-				mu    sync.Mutex
-				sizes []int
-				once  sync.Once
-			)
-			hook := func(n int) {
-				mu.Lock()
-				sizes = append(sizes, n)
-				mu.Unlock()
-				once.Do(func() { close(entered); <-unblock })
-			}
-			ts := startServer(t, Config{MaxBatch: tt.maxBatch, MaxWait: 60e9, QueueSize: 8}, tinyModel(t, 16, 1, "v1"), hook)
-			var unblockOnce sync.Once
-			release := func() { unblockOnce.Do(func() { close(unblock) }) }
-			t.Cleanup(release)
+			gate := newBatchGate()
+			ts := startServer(t, Config{MaxBatch: tt.maxBatch, MaxWait: 60e9, QueueSize: 8}, tinyModel(t, 16, 1, "v1"), gate.hook)
+			t.Cleanup(gate.release)
 			img := pngBytes(t, 16, 16)
 			var wg sync.WaitGroup
 			post := func() {
@@ -343,16 +312,14 @@ func TestBatching(t *testing.T) {
 			// The first request runs alone (nothing else queued or
 			// arriving) and holds the loop; four more queue meanwhile.
 			post()
-			recv(t, entered, "the first batch")
+			recv(t, gate.entered, "the first batch")
 			for range 4 {
 				post()
 			}
 			waitFor(t, "four queued requests", func() bool { return len(ts.queue) == 4 })
-			release()
+			gate.release()
 			wg.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			if !slices.Equal(sizes, tt.wantSizes) {
+			if sizes := gate.batchSizes(); !slices.Equal(sizes, tt.wantSizes) {
 				t.Errorf("batch sizes %v, want %v", sizes, tt.wantSizes)
 			}
 			text := ts.metricsText(t)
@@ -440,19 +407,10 @@ func TestHotSwapUnderLoad(t *testing.T) {
 }
 
 func TestSwapKeepsOldModelForItsRequests(t *testing.T) {
-	entered, unblock := make(chan struct{}), make(chan struct{})
-	var batches atomic.Int32
-	hook := func(int) {
-		if batches.Add(1) == 1 {
-			close(entered)
-			<-unblock
-		}
-	}
+	gate := newBatchGate()
 	a, b := tinyModel(t, 16, 1, "a"), tinyModel(t, 16, 2, "b")
-	ts := startServer(t, Config{MaxBatch: 1}, a, hook)
-	var unblockOnce sync.Once
-	release := func() { unblockOnce.Do(func() { close(unblock) }) }
-	t.Cleanup(release)
+	ts := startServer(t, Config{MaxBatch: 1}, a, gate.hook)
+	t.Cleanup(gate.release)
 	img := pngBytes(t, 16, 16)
 	answers := make([]chan response, 3)
 	send := func(i int) {
@@ -460,7 +418,7 @@ func TestSwapKeepsOldModelForItsRequests(t *testing.T) {
 		go func() { answers[i] <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img) }()
 	}
 	send(0) // runs on a; the loop blocks in its batch
-	recv(t, entered, "the first batch")
+	recv(t, gate.entered, "the first batch")
 	send(1) // queued for a
 	waitFor(t, "the second request to be queued", func() bool { return len(ts.queue) == 1 })
 	ts.Swap(b)
@@ -469,7 +427,7 @@ func TestSwapKeepsOldModelForItsRequests(t *testing.T) {
 	}
 	send(2) // goes to b
 	waitFor(t, "the third request to be queued", func() bool { return len(ts.queue) == 2 })
-	release()
+	gate.release()
 	for i, want := range []string{"a", "a", "b"} {
 		r := recv(t, answers[i], "an answer")
 		if r.status != http.StatusOK || r.header.Get("X-Model-Version") != want {
@@ -678,24 +636,20 @@ func TestModelClose(t *testing.T) {
 		wantClosed(t, startServer(t, Config{}, m, nil), m)
 	})
 	t.Run("held and current", func(t *testing.T) {
-		entered, unblock := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		hook := func(int) { once.Do(func() { close(entered); <-unblock }) }
+		gate := newBatchGate()
 		m := tinyModel(t, 16, 1, "v1")
-		ts := startServer(t, Config{MaxBatch: 1}, m, hook)
-		var unblockOnce sync.Once
-		release := func() { unblockOnce.Do(func() { close(unblock) }) }
-		t.Cleanup(release)
+		ts := startServer(t, Config{MaxBatch: 1}, m, gate.hook)
+		t.Cleanup(gate.release)
 		first := make(chan response, 1)
 		go func() { first <- do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img) }()
-		recv(t, entered, "the first batch")
+		recv(t, gate.entered, "the first batch")
 		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if m.released() {
 			t.Fatal("Close released the engine under a running batch")
 		}
-		release()
+		gate.release()
 		if r := recv(t, first, "the running request's answer"); r.status != http.StatusOK {
 			t.Fatalf("request running when the model was closed: %d %s, want 200", r.status, r.body)
 		}
