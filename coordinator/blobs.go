@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // Config is a coordinator server's configuration; start from DefaultConfig.

@@ -20,7 +20,7 @@
 //	              SweepStep entry per sweep and pass; kicked by trial reports
 //	lease.go      leader: worker leases; expired workers are marked dead and
 //	              their attempts requeued
-//	members.go    gossip (coordinator/membership): every server drains events,
+//	members.go    gossip (membership): every server drains events,
 //	              the leader turns workers' joins and leaves into commands
 //	blobs.go      replicating a blob before the entry that references it
 //	              commits; every server catches up on blobs it lacks

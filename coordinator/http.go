@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // maxBodyBytes bounds a request body (a dataset manifest is the largest).

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/scheduler"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // newLeaderLease returns the lease tracker of a new leader, with a fresh

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // startMembership joins the gossip cluster when cfg.Gossip is set, with this

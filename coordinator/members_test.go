@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // fastGossip is a membership configuration on the loopback interface with

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // fakeWorker is a worker agent driven by a test through the HTTP API.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/coordinator/sweeper"

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/trainer"
 )
 

@@ -8,7 +8,7 @@
 // The data flow of a sweep:
 //
 //   - `trainctl sweep -f sweep.yaml` reads a Spec with Parse: a base job
-//     (parsed by coordinator/jobspec, so it is exactly a `submit` job), a
+//     (parsed by jobspec, so it is exactly a `submit` job), a
 //     Space over the job's hyperparameters, the Objective, the searcher and
 //     scheduler, trial limits, the Budget and a seed. Errors name
 //     FILE:LINE: FIELD, as job specs do (jobspec.FieldError).

@@ -5,7 +5,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // Searcher and scheduler names a sweep spec may use.

@@ -9,8 +9,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/internal/strictyaml"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // MaxSpecBytes bounds the size of a YAML sweep spec.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 const baseJob = "job:\n  name: t\n  dataset: shapes@v1\n"

@@ -14,11 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // AgentConfig configures an Agent. Zero fields take the defaults noted.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"

@@ -7,8 +7,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/trainer"
 	"github.com/trainctl/trainctl/trainer/optim"
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/trainer/optim"
 )
 

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // gossipConfig is the agent's membership configuration: cfg.Gossip with

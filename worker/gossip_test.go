@@ -16,8 +16,8 @@ import (
 
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // testGossip is a membership configuration on the loopback interface with

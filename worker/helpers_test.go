@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
+	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/trainer/unet"
 )
 

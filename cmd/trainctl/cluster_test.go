@@ -16,8 +16,8 @@ import (
 
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // waitUntil polls cond every 10 ms until it returns nil, failing the test

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trainctl/trainctl/coordinator/membership"
+	"github.com/trainctl/trainctl/membership"
 )
 
 // gossipHelp explains the gossip flags in the descriptions of the

@@ -16,8 +16,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // `trainctl submit` and `trainctl jobs ls|get|cancel|logs`. Owned by the

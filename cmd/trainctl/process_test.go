@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // registerShapes registers the dataset shapes@v1 (a manifest, no blob) so

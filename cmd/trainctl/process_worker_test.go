@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/jobspec"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 const (

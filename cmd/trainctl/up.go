@@ -18,9 +18,9 @@ import (
 
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/membership"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/membership"
 	"github.com/trainctl/trainctl/serving"
 	"github.com/trainctl/trainctl/tuning"
 	"github.com/trainctl/trainctl/worker"

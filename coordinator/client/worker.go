@@ -12,7 +12,7 @@ import (
 // The calls below are the worker-facing part of the API: a worker agent
 // registers and heartbeats, polls its assignments, and reports attempts,
 // metrics and checkpoints. Checkpoint blobs are uploaded beforehand with
-// coordinator/artifact's Client.
+// artifact's Client.
 
 // RegisterWorker adds or updates a worker and renews its lease; a worker
 // calls it when it starts and then as its heartbeat, more often than the

@@ -3,7 +3,7 @@ package structs
 import (
 	"encoding/json"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // The types below are the bodies of the /v1/ HTTP API that are not state

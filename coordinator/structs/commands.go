@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // MessageType is the first byte of a Raft log entry; it says which request

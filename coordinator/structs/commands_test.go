@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {

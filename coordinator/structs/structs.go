@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 )
 
 // JobState is the life-cycle state of a job.

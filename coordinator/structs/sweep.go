@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/jobspec"
+	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/tuning"
 )
 

@@ -7,7 +7,7 @@
 // which uses the typed readers (Str, Int, Uint, Float, Bool, Duration) to
 // store it. A value of the wrong kind (a string where a number belongs, 1.5
 // for an integer, "yes" for a boolean) is recorded as a Problem at the
-// value's line instead of being coerced. The job spec (coordinator/jobspec)
+// value's line instead of being coerced. The job spec (jobspec)
 // and sweep spec (tuning) parsers share this machinery so that both accept
 // and reject YAML alike and word their errors alike.
 package strictyaml

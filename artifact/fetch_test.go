@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 )
 
 func TestFetchFile(t *testing.T) {

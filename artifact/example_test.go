@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/trainctl/trainctl/coordinator/artifact"
+	"github.com/trainctl/trainctl/artifact"
 )
 
 // A leader stores a blob, replicates it to a follower, and only then would
