@@ -8,12 +8,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/scheduler"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // handleAttemptReport is POST /v1/jobs/{id}/attempts/{n}: body
-// structs.AttemptReportBody, a worker's report on attempt n. Running
+// api.AttemptReportBody, a worker's report on attempt n. Running
 // reports progress (recorded as a metric report when it carries metrics);
 // succeeded finishes the job; preempted requeues it without counting;
 // failed requeues it excluding the reporting worker, or fails it once
@@ -26,7 +27,7 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.AttemptReportBody
+	var body api.AttemptReportBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -54,7 +55,8 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 		s.renewLease(body.WorkerID)
 	}
 	var kind scheduler.EndKind
-	switch body.State {
+	state := structs.AttemptState(body.State)
+	switch state {
 	case structs.AttemptRunning:
 		s.reportProgress(w, r, j, att, body)
 		return
@@ -68,7 +70,7 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if att.State != structs.AttemptRunning {
-		if att.State == body.State {
+		if att.State == state {
 			writeJSON(w, http.StatusOK, j)
 			return
 		}
@@ -81,10 +83,10 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out, err := s.endAttempt(r.Context(), j, n, kind, body.State, body.WorkerID, body.Error)
+	out, err := s.endAttempt(r.Context(), j, n, kind, state, body.WorkerID, body.Error)
 	if errors.Is(err, structs.ErrConflict) {
 		// Another rank reported the same outcome first.
-		if now, jerr := s.State().Job(j.ID); jerr == nil && now.Attempts[n-1].State == body.State {
+		if now, jerr := s.State().Job(j.ID); jerr == nil && now.Attempts[n-1].State == state {
 			out, err = now, nil
 		}
 	}
@@ -98,7 +100,7 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 
 // reportProgress handles a running report: its metrics, if any, become a
 // metric report of the job.
-func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *structs.Job, att structs.Attempt, body structs.AttemptReportBody) {
+func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *structs.Job, att structs.Attempt, body api.AttemptReportBody) {
 	if att.State != structs.AttemptRunning {
 		writeError(w, fmt.Errorf("attempt %d of job %s: %w: it ended %s", att.Number, j.ID, structs.ErrConflict, att.State))
 		return
@@ -117,7 +119,7 @@ func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *struc
 }
 
 // progressReport is the metric report of an attempt report's metrics.
-func progressReport(jobID string, attempt int, body structs.AttemptReportBody) *structs.MetricsReportRequest {
+func progressReport(jobID string, attempt int, body api.AttemptReportBody) *structs.MetricsReportRequest {
 	return &structs.MetricsReportRequest{JobID: jobID, Metrics: []structs.Metric{{
 		JobID: jobID, Attempt: attempt, Epoch: body.Epoch, Step: body.Step,
 		Values: body.Metrics, Time: time.Now().UTC(),
@@ -125,14 +127,14 @@ func progressReport(jobID string, attempt int, body structs.AttemptReportBody) *
 }
 
 // handleMetricsReport is POST /v1/jobs/{id}/metrics: body
-// structs.MetricsBody, a batch of metric reports (typically one per epoch)
+// api.MetricsBody, a batch of metric reports (typically one per epoch)
 // committed as one entry; the last one becomes the job's progress. Answers
 // the job.
 func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.MetricsBody
+	var body api.MetricsBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -148,7 +150,7 @@ func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
 			m.Time = now
 		}
 	}
-	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: id, Metrics: body.Metrics})
+	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: id, Metrics: convertSlice(body.Metrics, serverMetric)})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -160,7 +162,7 @@ func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleCheckpointRegister is POST /v1/checkpoints: body
-// structs.RegisterCheckpointBody. The blob must have been uploaded to
+// api.RegisterCheckpointBody. The blob must have been uploaded to
 // /v1/blobs/{digest} of any coordinator; the leader fetches it if needed,
 // replicates it to the voters (503 when it cannot reach a majority), then
 // commits the record, which becomes the job's latest checkpoint unless a
@@ -170,7 +172,7 @@ func (s *Server) handleCheckpointRegister(w http.ResponseWriter, r *http.Request
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.RegisterCheckpointBody
+	var body api.RegisterCheckpointBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/scheduler"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
@@ -84,7 +84,7 @@ type failoverAck struct {
 // committed just before the kill (a retry answered from the new leader's
 // state, say) does not count. The writer's client retries after 10 ms,
 // backing off to 50 ms at most, so that its backoff adds little to what
-// is measured; the default-client variant uses client.DefaultConfig's
+// is measured; the default-client variant uses api.DefaultConfig's
 // backoff (50 ms doubling up to 1 s), as the CLI does.
 func BenchmarkLeaderFailover(b *testing.B) {
 	for _, tm := range failoverTimings {
@@ -97,16 +97,16 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	// What a client with DefaultConfig's backoff (the CLI's) sees.
 	k := failoverKills[0]
 	b.Run("tuned/"+k.name+"/default-client", func(b *testing.B) {
-		benchFailover(b, nil, k.kill, k.revive, func(*client.Config) {})
+		benchFailover(b, nil, k.kill, k.revive, func(*api.Config) {})
 	})
 }
 
 // fastRetries makes a client retry after 10 ms, backing off to 50 ms.
-func fastRetries(cfg *client.Config) {
+func fastRetries(cfg *api.Config) {
 	cfg.RetryWait, cfg.MaxRetryWait = 10*time.Millisecond, 50*time.Millisecond
 }
 
-func benchFailover(b *testing.B, tune func(*Config), kill, revive func(*testCluster, int), retries func(*client.Config)) {
+func benchFailover(b *testing.B, tune func(*Config), kill, revive func(*testCluster, int), retries func(*api.Config)) {
 	c := newSettledCluster(b, 3, tune)
 	ctx, cancel := context.WithCancel(context.Background())
 	acks := make(chan failoverAck, 1<<14)
@@ -119,9 +119,9 @@ func benchFailover(b *testing.B, tune func(*Config), kill, revive func(*testClus
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		cfg := client.DefaultConfig(c.addrs()...)
+		cfg := api.DefaultConfig(c.addrs()...)
 		retries(&cfg)
-		cl := client.NewWithConfig(cfg)
+		cl := api.NewWithConfig(cfg)
 		for i := 0; ctx.Err() == nil; i++ {
 			rid := fmt.Sprintf("w-%d", i)
 			j, err := cl.SubmitJob(ctx, rid, testSpec(rid))
@@ -207,7 +207,7 @@ func BenchmarkSubmit(b *testing.B) {
 			if bc.follower {
 				target = c.followers(target)[0]
 			}
-			cl := client.New(target.srv.HTTPAddr())
+			cl := api.New(target.srv.HTTPAddr())
 			ctx := context.Background()
 			var lat benchLatencies
 			i := 0
@@ -330,8 +330,8 @@ func placeAll(b *testing.B, voters int) time.Duration {
 	start := time.Now()
 	for i := range placementWorkers {
 		id := fmt.Sprintf("w%02d", i)
-		if _, err := cl.RegisterWorker(ctx, structs.RegisterWorkerBody{
-			ID: id, Addr: id + ":1", Meta: structs.WorkerMeta{Cores: placementCores},
+		if _, err := cl.RegisterWorker(ctx, api.RegisterWorkerBody{
+			ID: id, Addr: id + ":1", Meta: api.WorkerMeta{Cores: placementCores},
 		}); err != nil {
 			b.Fatalf("register %s: %v", id, err)
 		}

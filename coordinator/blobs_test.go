@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 func artifactDigest(b []byte) string { return artifact.DigestOf(b) }
@@ -26,12 +26,12 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 
 	// Uploaded to a follower, registered: every coordinator has it.
 	d1 := uploadBlob(t, f[0].srv.HTTPAddr(), []byte("checkpoint 1"))
-	if _, err := cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: d1, JobID: j.ID, Step: 1}); err != nil {
+	if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d1, JobID: j.ID, Step: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// So does a dataset version's blob.
 	dv := uploadBlob(t, f[1].srv.HTTPAddr(), []byte("dataset version content"))
-	v, err := cl.RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "pets", ID: "ab12cd", Manifest: []byte(`{}`), Blob: dv})
+	v, err := cl.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "pets", ID: "ab12cd", Manifest: []byte(`{}`), Blob: dv})
 	if err != nil || v.Blob != dv {
 		t.Fatalf("register dataset with blob: %+v, %v", v, err)
 	}
@@ -48,7 +48,7 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 	down := slices.Index(c.nodes, f[1])
 	c.stop(down)
 	d2 := uploadBlob(t, l.srv.HTTPAddr(), []byte("checkpoint 2"))
-	if _, err := cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: d2, JobID: j.ID, Step: 2}); err != nil {
+	if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d2, JobID: j.ID, Step: 2}); err != nil {
 		t.Fatal(err)
 	}
 	c.start(down)
@@ -64,7 +64,7 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 
 	// Registering a blob nobody has is refused.
 	missing := artifact.DigestOf([]byte("never uploaded"))
-	if _, err := cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: missing, JobID: j.ID}); err == nil {
+	if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: missing, JobID: j.ID}); err == nil {
 		t.Fatal("registered a checkpoint whose blob is nowhere")
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // handleClusterStatus is GET /v1/cluster/status: this server's view of the
-// Raft cluster (structs.ClusterStatus).
+// Raft cluster (api.ClusterStatus).
 func (s *Server) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Status()
 	if err != nil {
@@ -18,7 +19,7 @@ func (s *Server) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// handleClusterJoin is POST /v1/cluster/join: body structs.JoinRequest. The
+// handleClusterJoin is POST /v1/cluster/join: body api.JoinRequest. The
 // leader adds the server as a voter (a no-op when it already is one at that
 // address) and records its addresses in the server registry; answers the
 // cluster status.
@@ -26,7 +27,7 @@ func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var req structs.JoinRequest
+	var req api.JoinRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		writeError(w, err)
 		return

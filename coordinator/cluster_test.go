@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
@@ -21,7 +21,7 @@ func TestClusterFormsAndForwards(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	cl := client.New(f.srv.HTTPAddr())
+	cl := api.New(f.srv.HTTPAddr())
 	st, err := cl.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestClusterFormsAndForwards(t *testing.T) {
 		t.Fatalf("resubmission: %v, job %+v, want id %s", err, again, j.ID)
 	}
 	cancelled, err := cl.CancelJob(ctx, j.ID)
-	if err != nil || cancelled.State != structs.JobCancelled {
+	if err != nil || cancelled.State != api.JobCancelled {
 		t.Fatalf("cancel via follower: %v, %+v", err, cancelled)
 	}
 	c.converged(c.live())
@@ -96,7 +96,7 @@ func TestLeaderFailover(t *testing.T) {
 			for g := range clients {
 				// Each client starts at a different coordinator.
 				order := append(append([]string(nil), addrs[g%len(addrs):]...), addrs[:g%len(addrs)]...)
-				cl := client.New(order...)
+				cl := api.New(order...)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -181,7 +181,7 @@ func TestRestartCatchesUp(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cl := client.New(l.srv.HTTPAddr())
+	cl := api.New(l.srv.HTTPAddr())
 	for i := range 20 {
 		if _, err := cl.SubmitJob(ctx, fmt.Sprintf("r%d", i), testSpec("while-down")); err != nil {
 			t.Fatal(err)
@@ -244,11 +244,11 @@ func TestMinorityAcceptsNoWrites(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg := client.DefaultConfig(cut.srv.HTTPAddr())
+	cfg := api.DefaultConfig(cut.srv.HTTPAddr())
 	cfg.RetryTimeout = 0
-	_, err := client.NewWithConfig(cfg).SubmitJob(ctx, "minority", testSpec("minority"))
-	var apiErr *client.APIError
-	if !errors.Is(err, structs.ErrNoLeader) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+	_, err := api.NewWithConfig(cfg).SubmitJob(ctx, "minority", testSpec("minority"))
+	var apiErr *api.APIError
+	if !errors.Is(err, api.ErrNoLeader) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
 		t.Fatalf("write on the minority: %v, want 503 no_leader", err)
 	}
 	resp, err := http.Post("http://"+cut.srv.HTTPAddr()+"/v1/workers/w1/drain", "application/json", nil)
@@ -261,7 +261,7 @@ func TestMinorityAcceptsNoWrites(t *testing.T) {
 	}
 
 	// The majority goes on.
-	j, err := client.New(other.srv.HTTPAddr(), l.srv.HTTPAddr()).SubmitJob(ctx, "majority", testSpec("majority"))
+	j, err := api.New(other.srv.HTTPAddr(), l.srv.HTTPAddr()).SubmitJob(ctx, "majority", testSpec("majority"))
 	if err != nil {
 		t.Fatal(err)
 	}

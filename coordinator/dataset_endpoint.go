@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
@@ -19,7 +20,7 @@ func (s *Server) handleDatasetList(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleDatasetRegister is POST /v1/datasets: body
-// structs.RegisterDatasetBody; answers the registry entry (201 when new, 200
+// api.RegisterDatasetBody; answers the registry entry (201 when new, 200
 // when that name and id were registered before). A version with a blob is
 // committed only once the blob is on a majority of the coordinators (see
 // replicateBlob).
@@ -27,7 +28,7 @@ func (s *Server) handleDatasetRegister(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.RegisterDatasetBody
+	var body api.RegisterDatasetBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return

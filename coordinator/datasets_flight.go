@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
@@ -131,7 +131,7 @@ func (s *Server) handleDatasetFlight(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, client.FlightEndpoint{Addr: s.datasets.addr})
+	writeJSON(w, http.StatusOK, api.FlightEndpoint{Addr: s.datasets.addr})
 }
 
 // followerCatchUpWait bounds how long a read on a follower waits for the

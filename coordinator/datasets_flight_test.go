@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
 )
@@ -37,7 +36,7 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := client.New(f.srv.HTTPAddr()).UploadDataset(ctx, "pets", st.DataPath(m.ID))
+	v, err := api.New(f.srv.HTTPAddr()).UploadDataset(ctx, "pets", st.DataPath(m.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +44,7 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 		t.Fatalf("registered %+v, want %s as pets v1 with a blob", v, m.ID)
 	}
 	// Not a version file: refused, naming the problem.
-	if _, err := client.New(l.srv.HTTPAddr()).UploadDataset(ctx, "pets", filepath.Join(l.srv.cfg.DataDir, "raft", "raft.db")); !errors.Is(err, structs.ErrInvalid) {
+	if _, err := api.New(l.srv.HTTPAddr()).UploadDataset(ctx, "pets", filepath.Join(l.srv.cfg.DataDir, "raft", "raft.db")); !errors.Is(err, api.ErrInvalid) {
 		t.Errorf("uploading a non-Arrow file: %v, want ErrInvalid", err)
 	}
 
@@ -61,7 +60,7 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 			}
 			return fmt.Errorf("version %s not applied", dataset.ShortID(m.ID))
 		})
-		addr, err := client.New(n.srv.HTTPAddr()).DatasetFlight(ctx, m.ID)
+		addr, err := api.New(n.srv.HTTPAddr()).DatasetFlight(ctx, m.ID)
 		if err != nil {
 			t.Fatalf("%s: flight address for %s: %v", n.cfg.NodeID, dataset.ShortID(m.ID), err)
 		}
@@ -82,7 +81,7 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 		}
 	}
 	// An unknown version is a 404, not a retry.
-	if _, err := client.New(l.srv.HTTPAddr()).DatasetFlight(ctx, strings.Repeat("0", 64)); !errors.Is(err, structs.ErrNotFound) {
+	if _, err := api.New(l.srv.HTTPAddr()).DatasetFlight(ctx, strings.Repeat("0", 64)); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("unknown version: %v, want ErrNotFound", err)
 	}
 }

@@ -15,8 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -233,7 +232,7 @@ func newCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 	// Jobs name a dataset version, resolved at submission.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := c.client().RegisterDataset(ctx, structs.RegisterDatasetBody{
+	if _, err := c.client().RegisterDataset(ctx, api.RegisterDatasetBody{
 		Name: "shapes", ID: shapesV1, Manifest: json.RawMessage(`{"name":"shapes"}`),
 	}); err != nil {
 		t.Fatalf("register dataset: %v", err)
@@ -246,12 +245,12 @@ func newCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 const shapesV1 = "5ba9e0c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
 
 // client returns an API client of all live servers.
-func (c *testCluster) client() *client.Client {
+func (c *testCluster) client() *api.Client {
 	var addrs []string
 	for _, n := range c.live() {
 		addrs = append(addrs, n.srv.HTTPAddr())
 	}
-	return client.New(addrs...)
+	return api.New(addrs...)
 }
 
 // live returns the running nodes.

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 )
@@ -28,29 +30,29 @@ const retryAfterSeconds = "1"
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/jobs", s.handleJobSubmit)
-	mux.HandleFunc("GET /v1/jobs", s.handleJobList)
-	mux.HandleFunc("GET /v1/jobs/{id}", s.handleJobGet)
+	mux.HandleFunc("GET /v1/jobs", s.blocking(s.handleJobList, state.TableJobs))
+	mux.HandleFunc("GET /v1/jobs/{id}", s.blocking(s.handleJobGet, state.TableJobs))
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleJobCancel)
-	mux.HandleFunc("GET /v1/jobs/{id}/metrics", s.handleJobMetrics)
+	mux.HandleFunc("GET /v1/jobs/{id}/metrics", s.blocking(s.handleJobMetrics, state.TableMetrics, state.TableJobs))
 	mux.HandleFunc("POST /v1/jobs/{id}/metrics", s.handleMetricsReport)
 	mux.HandleFunc("POST /v1/jobs/{id}/attempts/{n}", s.handleAttemptReport)
-	mux.HandleFunc("GET /v1/checkpoints", s.handleCheckpointList)
+	mux.HandleFunc("GET /v1/checkpoints", s.blocking(s.handleCheckpointList, state.TableCheckpoints))
 	mux.HandleFunc("POST /v1/checkpoints", s.handleCheckpointRegister)
 	mux.HandleFunc("POST /v1/sweeps", s.handleSweepSubmit)
-	mux.HandleFunc("GET /v1/sweeps", s.handleSweepList)
-	mux.HandleFunc("GET /v1/sweeps/{id}", s.handleSweepGet)
+	mux.HandleFunc("GET /v1/sweeps", s.blocking(s.handleSweepList, state.TableSweeps))
+	mux.HandleFunc("GET /v1/sweeps/{id}", s.blocking(s.handleSweepGet, state.TableSweeps))
 	mux.HandleFunc("POST /v1/sweeps/{id}/cancel", s.handleSweepCancel)
-	mux.HandleFunc("GET /v1/sweeps/{id}/trials", s.handleSweepTrials)
+	mux.HandleFunc("GET /v1/sweeps/{id}/trials", s.blocking(s.handleSweepTrials, state.TableSweeps))
 	mux.HandleFunc("GET /v1/sweeps/{id}/replay", s.handleSweepReplay)
-	mux.HandleFunc("GET /v1/models", s.handleModelList)
+	mux.HandleFunc("GET /v1/models", s.blocking(s.handleModelList, state.TableModels))
 	mux.HandleFunc("POST /v1/models", s.handleModelRegister)
-	mux.HandleFunc("GET /v1/models/{name}", s.handleModelGet)
-	mux.HandleFunc("GET /v1/workers", s.handleWorkerList)
+	mux.HandleFunc("GET /v1/models/{name}", s.blocking(s.handleModelGet, state.TableModels))
+	mux.HandleFunc("GET /v1/workers", s.blocking(s.handleWorkerList, state.TableWorkers))
 	mux.HandleFunc("POST /v1/workers/register", s.handleWorkerRegister)
-	mux.HandleFunc("GET /v1/workers/{id}", s.handleWorkerGet)
-	mux.HandleFunc("GET /v1/workers/{id}/assignments", s.handleWorkerAssignments)
+	mux.HandleFunc("GET /v1/workers/{id}", s.blocking(s.handleWorkerGet, state.TableWorkers))
+	mux.HandleFunc("GET /v1/workers/{id}/assignments", s.blocking(s.handleWorkerAssignments, state.TableAssignments))
 	mux.HandleFunc("POST /v1/workers/{id}/drain", s.handleWorkerDrain)
-	mux.HandleFunc("GET /v1/datasets", s.handleDatasetList)
+	mux.HandleFunc("GET /v1/datasets", s.blocking(s.handleDatasetList, state.TableDatasets))
 	mux.HandleFunc("POST /v1/datasets", s.handleDatasetRegister)
 	mux.HandleFunc("POST /v1/datasets/upload", s.handleDatasetUpload)
 	mux.HandleFunc("GET /v1/datasets/flight", s.handleDatasetFlight)
@@ -60,11 +62,11 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// writeJSON answers with v as JSON.
+// writeJSON answers with v, converted to its wire type (toWire), as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(toWire(v))
 }
 
 // httpStatus maps an error to its HTTP status through the sentinel it wraps.
@@ -89,7 +91,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	writeJSON(w, status, structs.ErrorBody{Error: err.Error(), Code: structs.Code(err)})
+	writeJSON(w, status, api.ErrorBody{Error: err.Error(), Code: structs.Code(err)})
 }
 
 // decodeBody reads a JSON request body strictly into out. Errors wrap

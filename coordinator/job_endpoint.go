@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 )
@@ -14,13 +15,13 @@ import (
 // maxRequestIDLen bounds a client request id.
 const maxRequestIDLen = 128
 
-// handleJobSubmit is POST /v1/jobs: body structs.SubmitJobBody; answers 201
+// handleJobSubmit is POST /v1/jobs: body api.SubmitJobBody; answers 201
 // with the new job, or 200 with the job an earlier request with the same
 // request_id created. spec.dataset is resolved against the dataset registry
 // and the version id stored on the job; a reference to no registered
 // version is a 400 naming spec.dataset.
 func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
-	var body structs.SubmitJobBody
+	var body api.SubmitJobBody
 	submitOnce(s, w, r, &body, submission[*structs.Job]{
 		requestID:    func() string { return body.RequestID },
 		validate:     func() error { return body.Spec.Validate() },

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
@@ -102,7 +102,7 @@ func (s *Server) establishLeadership(ctx context.Context) error {
 
 // registerServer records a server in the registry unless its entry is
 // already current. The caller is the leader.
-func (s *Server) registerServer(ctx context.Context, req structs.JoinRequest) error {
+func (s *Server) registerServer(ctx context.Context, req api.JoinRequest) error {
 	if srv, err := s.State().Server(req.ID); err == nil && srv.RaftAddr == req.RaftAddr && srv.HTTPAddr == req.HTTPAddr {
 		return nil
 	}
@@ -114,7 +114,7 @@ func (s *Server) registerServer(ctx context.Context, req structs.JoinRequest) er
 
 // addVoter makes a server a voter (unless it already is one at that address)
 // and records it in the registry. The caller is the leader.
-func (s *Server) addVoter(ctx context.Context, req structs.JoinRequest) error {
+func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raftError(err)
@@ -140,7 +140,7 @@ func (s *Server) addVoter(ctx context.Context, req structs.JoinRequest) error {
 // is missing or stale and a leader is known, it asks the leader to join it
 // again, which is a no-op for Raft and updates the registry.
 func (s *Server) keepRegistered(ctx context.Context) {
-	c := client.New(s.httpAddr)
+	c := api.New(s.httpAddr)
 	t := time.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
 	for {

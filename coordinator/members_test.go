@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/membership"
 )
 
@@ -44,13 +44,13 @@ func gossipWorker(t *testing.T, name string, cores int, join string) *membership
 	return m
 }
 
-func workerStatus(s *Server, id string, want structs.WorkerStatus) func() error {
+func workerStatus(s *Server, id string, want api.WorkerStatus) func() error {
 	return func() error {
 		w, err := s.State().Worker(id)
 		if err != nil {
 			return err
 		}
-		if w.Status != want {
+		if api.WorkerStatus(w.Status) != want {
 			return fmt.Errorf("worker %s is %s, want %s", id, w.Status, want)
 		}
 		return nil
@@ -70,12 +70,12 @@ func TestGossipWorkersBecomeRaftCommands(t *testing.T) {
 	// A worker that joins gossip is registered from its metadata and runs
 	// jobs without any HTTP heartbeat.
 	leaver := gossipWorker(t, "g1", 2, s.GossipAddr())
-	waitFor(t, 10*time.Second, "g1 registered", workerStatus(s, "g1", structs.WorkerAlive))
+	waitFor(t, 10*time.Second, "g1 registered", workerStatus(s, "g1", api.WorkerAlive))
 	if w, _ := s.State().Worker("g1"); w.Meta.Cores != 2 || w.Meta.Version != "test" {
 		t.Fatalf("worker meta %+v", w.Meta)
 	}
 	j1 := submit(t, cl, testSpec("on-leaver"))
-	waitJob(t, s, j1.ID, "j1 placed on g1", inState(structs.JobRunning))
+	waitJob(t, s, j1.ID, "j1 placed on g1", inState(api.JobRunning))
 
 	// A graceful leave hands the attempt back at once, without counting.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -84,24 +84,24 @@ func TestGossipWorkersBecomeRaftCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaver.Shutdown()
-	waitFor(t, 10*time.Second, "g1 left", workerStatus(s, "g1", structs.WorkerLeft))
-	got := waitJob(t, s, j1.ID, "j1 handed back", inState(structs.JobPending))
-	if got.Attempts[0].State != structs.AttemptPreempted || got.Restarts != 0 {
+	waitFor(t, 10*time.Second, "g1 left", workerStatus(s, "g1", api.WorkerLeft))
+	got := waitJob(t, s, j1.ID, "j1 handed back", inState(api.JobPending))
+	if got.Attempts[0].State != api.AttemptPreempted || got.Restarts != 0 {
 		t.Fatalf("after the leave: attempt %+v, restarts %d", got.Attempts[0], got.Restarts)
 	}
 
 	// A worker that dies keeps its attempt until its lease runs out; then
 	// the attempt is lost and counted against the job.
 	dier := gossipWorker(t, "g2", 2, s.GossipAddr())
-	waitFor(t, 10*time.Second, "g2 registered", workerStatus(s, "g2", structs.WorkerAlive))
-	got = waitJob(t, s, j1.ID, "j1 placed on g2", inState(structs.JobRunning))
+	waitFor(t, 10*time.Second, "g2 registered", workerStatus(s, "g2", api.WorkerAlive))
+	got = waitJob(t, s, j1.ID, "j1 placed on g2", inState(api.JobRunning))
 	if n := got.CurrentAttempt().Nodes[0]; n != "g2" {
 		t.Fatalf("attempt 2 on %s", n)
 	}
 	dier.Shutdown() // no leave: a crash as gossip sees it
-	waitFor(t, 10*time.Second, "g2 dead", workerStatus(s, "g2", structs.WorkerDead))
-	got = waitJob(t, s, j1.ID, "j1 lost", inState(structs.JobPending))
-	if a := got.Attempts[1]; a.State != structs.AttemptFailed || a.FailedNode != "g2" || got.Restarts != 1 {
+	waitFor(t, 10*time.Second, "g2 dead", workerStatus(s, "g2", api.WorkerDead))
+	got = waitJob(t, s, j1.ID, "j1 lost", inState(api.JobPending))
+	if a := got.Attempts[1]; a.State != api.AttemptFailed || a.FailedNode != "g2" || got.Restarts != 1 {
 		t.Fatalf("after the death: attempt %+v, restarts %d", a, got.Restarts)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/tuning"
 )
@@ -32,7 +33,7 @@ func (s *Server) handleModelGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// handleModelRegister is POST /v1/models: body structs.RegisterModelBody,
+// handleModelRegister is POST /v1/models: body api.RegisterModelBody,
 // which names exactly one source: a checkpoint digest, a job (its latest
 // checkpoint) or a sweep (its best checkpoint, with the sweep's objective
 // and value). Answers 201 with the new version. Registering the checkpoint
@@ -42,7 +43,7 @@ func (s *Server) handleModelRegister(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.RegisterModelBody
+	var body api.RegisterModelBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -89,7 +90,7 @@ func validModelName(name string) error {
 // modelSource resolves the one source a registration names to the
 // checkpoint, job, sweep and objective of the new version (Name and Time
 // left for the caller).
-func (s *Server) modelSource(body structs.RegisterModelBody) (*structs.ModelRegisterRequest, error) {
+func (s *Server) modelSource(body api.RegisterModelBody) (*structs.ModelRegisterRequest, error) {
 	var given []string
 	for _, f := range []struct{ name, value string }{
 		{"checkpoint", body.Checkpoint}, {"job_id", body.JobID}, {"sweep_id", body.SweepID},

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 )
@@ -18,15 +18,15 @@ import (
 type fakeWorker struct {
 	t    testing.TB
 	id   string
-	meta structs.WorkerMeta
-	cl   *client.Client
+	meta api.WorkerMeta
+	cl   *api.Client
 }
 
 // addWorker registers a worker with the given cores through all live
 // servers.
 func (c *testCluster) addWorker(id string, cores int) *fakeWorker {
 	c.t.Helper()
-	w := &fakeWorker{t: c.t, id: id, meta: structs.WorkerMeta{Cores: cores}, cl: c.client()}
+	w := &fakeWorker{t: c.t, id: id, meta: api.WorkerMeta{Cores: cores}, cl: c.client()}
 	w.register(context.Background())
 	return w
 }
@@ -35,7 +35,7 @@ func (w *fakeWorker) register(ctx context.Context) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := w.cl.RegisterWorker(ctx, structs.RegisterWorkerBody{ID: w.id, Addr: w.id + ":1", Meta: w.meta}); err != nil {
+	if _, err := w.cl.RegisterWorker(ctx, api.RegisterWorkerBody{ID: w.id, Addr: w.id + ":1", Meta: w.meta}); err != nil {
 		w.t.Fatalf("register %s: %v", w.id, err)
 	}
 }
@@ -57,7 +57,7 @@ func (w *fakeWorker) heartbeat(interval time.Duration) (stop func()) {
 				return
 			case <-t.C:
 			}
-			body := structs.RegisterWorkerBody{ID: w.id, Addr: w.id + ":1", Meta: w.meta}
+			body := api.RegisterWorkerBody{ID: w.id, Addr: w.id + ":1", Meta: w.meta}
 			if _, err := w.cl.RegisterWorker(ctx, body); err != nil && ctx.Err() == nil {
 				w.t.Errorf("heartbeat %s: %v", w.id, err)
 			}
@@ -67,9 +67,9 @@ func (w *fakeWorker) heartbeat(interval time.Duration) (stop func()) {
 }
 
 // assignment waits until the worker has an assignment of attempt n of job.
-func (w *fakeWorker) assignment(jobID string, n int) structs.WorkerAssignment {
+func (w *fakeWorker) assignment(jobID string, n int) api.WorkerAssignment {
 	w.t.Helper()
-	var got structs.WorkerAssignment
+	var got api.WorkerAssignment
 	waitFor(w.t, 10*time.Second, fmt.Sprintf("attempt %d of job %s on %s", n, jobID, w.id), func() error {
 		as, err := w.cl.Assignments(context.Background(), w.id)
 		if err != nil {
@@ -87,18 +87,18 @@ func (w *fakeWorker) assignment(jobID string, n int) structs.WorkerAssignment {
 }
 
 // report ends or updates attempt n of a job.
-func (w *fakeWorker) report(jobID string, n int, state structs.AttemptState, msg string) *structs.Job {
+func (w *fakeWorker) report(jobID string, n int, state api.AttemptState, msg string) *api.Job {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	j, err := w.cl.ReportAttempt(ctx, jobID, n, structs.AttemptReportBody{WorkerID: w.id, State: state, Error: msg})
+	j, err := w.cl.ReportAttempt(ctx, jobID, n, api.AttemptReportBody{WorkerID: w.id, State: state, Error: msg})
 	if err != nil {
 		w.t.Fatalf("%s reports %s of job %s: %v", w.id, state, jobID, err)
 	}
 	return j
 }
 
-func submit(t *testing.T, cl *client.Client, spec jobspec.Spec) *structs.Job {
+func submit(t *testing.T, cl *api.Client, spec jobspec.Spec) *api.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -110,21 +110,22 @@ func submit(t *testing.T, cl *client.Client, spec jobspec.Spec) *structs.Job {
 }
 
 // waitJob waits until cond holds for the job as the given server sees it.
-func waitJob(t *testing.T, s *Server, id string, what string, cond func(*structs.Job) error) *structs.Job {
+func waitJob(t *testing.T, s *Server, id string, what string, cond func(*api.Job) error) *api.Job {
 	t.Helper()
-	var j *structs.Job
+	var j *api.Job
 	waitFor(t, 10*time.Second, what, func() error {
-		var err error
-		if j, err = s.State().Job(id); err != nil {
+		sj, err := s.State().Job(id)
+		if err != nil {
 			return err
 		}
+		j = convertPtr(sj, apiJob)
 		return cond(j)
 	})
 	return j
 }
 
-func inState(want structs.JobState) func(*structs.Job) error {
-	return func(j *structs.Job) error {
+func inState(want api.JobState) func(*api.Job) error {
+	return func(j *api.Job) error {
 		if j.State != want {
 			return fmt.Errorf("job %s is %s, want %s", j.ID, j.State, want)
 		}
@@ -152,14 +153,14 @@ func TestSchedulePlacesJob(t *testing.T) {
 	}
 
 	// Progress, a metrics batch and a checkpoint.
-	if _, err := w.cl.ReportAttempt(ctx, j.ID, 1, structs.AttemptReportBody{WorkerID: "w1", State: structs.AttemptRunning, Step: 10, Metrics: map[string]float64{"loss": 0.5}}); err != nil {
+	if _, err := w.cl.ReportAttempt(ctx, j.ID, 1, api.AttemptReportBody{WorkerID: "w1", State: api.AttemptRunning, Step: 10, Metrics: map[string]float64{"loss": 0.5}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.cl.ReportMetrics(ctx, j.ID, []structs.Metric{{Attempt: 1, Epoch: 1, Step: 20, Values: map[string]float64{"loss": 0.4}}}); err != nil {
+	if _, err := w.cl.ReportMetrics(ctx, j.ID, []api.Metric{{Attempt: 1, Epoch: 1, Step: 20, Values: map[string]float64{"loss": 0.4}}}); err != nil {
 		t.Fatal(err)
 	}
 	digest := uploadBlob(t, s.HTTPAddr(), []byte("checkpoint at step 20"))
-	cp, err := w.cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 20, Epoch: 1})
+	cp, err := w.cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 20, Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,16 +168,16 @@ func TestSchedulePlacesJob(t *testing.T) {
 		t.Fatalf("checkpoint size %d", cp.Size)
 	}
 
-	done := w.report(j.ID, 1, structs.AttemptSucceeded, "")
-	if done.State != structs.JobSucceeded || done.Progress.Step != 20 || done.LatestCheckpoint != digest {
+	done := w.report(j.ID, 1, api.AttemptSucceeded, "")
+	if done.State != api.JobSucceeded || done.Progress.Step != 20 || done.LatestCheckpoint != digest {
 		t.Fatalf("job after success: state %s, progress %+v, checkpoint %q", done.State, done.Progress, done.LatestCheckpoint)
 	}
 	if ms, _ := w.cl.JobMetrics(ctx, j.ID); len(ms) != 2 {
 		t.Fatalf("metrics %+v, want 2 reports", ms)
 	}
 	// A retried report is answered with the job; another outcome conflicts.
-	w.report(j.ID, 1, structs.AttemptSucceeded, "")
-	if _, err := w.cl.ReportAttempt(ctx, j.ID, 1, structs.AttemptReportBody{WorkerID: "w1", State: structs.AttemptFailed}); !errors.Is(err, structs.ErrConflict) {
+	w.report(j.ID, 1, api.AttemptSucceeded, "")
+	if _, err := w.cl.ReportAttempt(ctx, j.ID, 1, api.AttemptReportBody{WorkerID: "w1", State: api.AttemptFailed}); !errors.Is(err, api.ErrConflict) {
 		t.Fatalf("failing a finished attempt: %v, want a conflict", err)
 	}
 	if wk, _ := s.State().Worker("w1"); wk.Free.Cores != 4 {
@@ -223,7 +224,7 @@ func TestFailedAttemptRetriesElsewhere(t *testing.T) {
 
 	var failed []string
 	for n := 1; n <= 2; n++ {
-		got := waitJob(t, s, j.ID, fmt.Sprintf("attempt %d placed", n), func(j *structs.Job) error {
+		got := waitJob(t, s, j.ID, fmt.Sprintf("attempt %d placed", n), func(j *api.Job) error {
 			if len(j.Attempts) != n {
 				return fmt.Errorf("%d attempts", len(j.Attempts))
 			}
@@ -235,15 +236,15 @@ func TestFailedAttemptRetriesElsewhere(t *testing.T) {
 		}
 		w := workers[node]
 		w.assignment(j.ID, n)
-		after := w.report(j.ID, n, structs.AttemptFailed, "trainer crashed")
+		after := w.report(j.ID, n, api.AttemptFailed, "trainer crashed")
 		failed = append(failed, node)
-		if a := after.Attempts[n-1]; a.State != structs.AttemptFailed || a.FailedNode != node {
+		if a := after.Attempts[n-1]; a.State != api.AttemptFailed || a.FailedNode != node {
 			t.Fatalf("attempt %d after its failure: %+v", n, a)
 		}
-		if n == 1 && (after.State != structs.JobPending || !slices.Contains(after.ExcludedNodes, node)) {
+		if n == 1 && (after.State != api.JobPending || !slices.Contains(after.ExcludedNodes, node)) {
 			t.Fatalf("after the first failure: job %s excluding %v, want pending excluding %s", after.State, after.ExcludedNodes, node)
 		}
-		if n == 2 && after.State != structs.JobFailed {
+		if n == 2 && after.State != api.JobFailed {
 			t.Fatalf("after max_restarts: job %s, want failed", after.State)
 		}
 	}
@@ -269,10 +270,10 @@ func TestPreemptedAttemptRequeuesWithoutCounting(t *testing.T) {
 	j := submit(t, w.cl, spec)
 	w.assignment(j.ID, 1)
 	digest := uploadBlob(t, s.HTTPAddr(), []byte("checkpoint on notice"))
-	if _, err := w.cl.RegisterCheckpoint(context.Background(), structs.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 7}); err != nil {
+	if _, err := w.cl.RegisterCheckpoint(context.Background(), api.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 7}); err != nil {
 		t.Fatal(err)
 	}
-	w.report(j.ID, 1, structs.AttemptPreempted, "")
+	w.report(j.ID, 1, api.AttemptPreempted, "")
 	a := w.assignment(j.ID, 2) // the same node: a preemption excludes nothing
 	if a.ResumeFrom != digest {
 		t.Fatalf("attempt 2 resumes from %q, want %q", a.ResumeFrom, digest)
@@ -296,7 +297,7 @@ func TestPriorityOrdersPlacements(t *testing.T) {
 	if got, _ := s.State().Job(jl.ID); got.State != structs.JobPending {
 		t.Fatalf("low-priority job %s while the high one holds the only core", got.State)
 	}
-	w.report(jh.ID, 1, structs.AttemptSucceeded, "")
+	w.report(jh.ID, 1, api.AttemptSucceeded, "")
 	w.assignment(jl.ID, 1)
 }
 
@@ -312,7 +313,7 @@ func TestPassCommitsOneEntry(t *testing.T) {
 	}
 	c.addWorker("w1", 4) // room for all three: the pass it kicks places them
 	for _, id := range ids {
-		waitJob(t, s, id, "running", inState(structs.JobRunning))
+		waitJob(t, s, id, "running", inState(api.JobRunning))
 	}
 	as := s.State().Assignments("w1")
 	if len(as) != 3 {
@@ -339,10 +340,10 @@ func TestSchedulingSurvivesFailover(t *testing.T) {
 
 	j2 := submit(t, w.cl, testSpec("after"))
 	w.assignment(j2.ID, 1)
-	w.report(j1.ID, 1, structs.AttemptSucceeded, "")
-	w.report(j2.ID, 1, structs.AttemptSucceeded, "")
+	w.report(j1.ID, 1, api.AttemptSucceeded, "")
+	w.report(j2.ID, 1, api.AttemptSucceeded, "")
 	for _, n := range c.live() {
-		waitJob(t, n.srv, j2.ID, "job done everywhere", inState(structs.JobSucceeded))
+		waitJob(t, n.srv, j2.ID, "job done everywhere", inState(api.JobSucceeded))
 	}
 }
 

@@ -15,10 +15,9 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/client"
 	"github.com/trainctl/trainctl/coordinator/state"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/membership"
 )
 
@@ -169,7 +168,7 @@ func (s *Server) goFunc(f func()) {
 // join asks the servers in cfg.Join to add this server as a voter, retrying
 // until one accepts or ctx ends.
 func (s *Server) join(ctx context.Context) error {
-	c := client.New(s.cfg.Join...)
+	c := api.New(s.cfg.Join...)
 	req := s.joinRequest()
 	for {
 		err := c.Join(ctx, req)
@@ -186,8 +185,8 @@ func (s *Server) join(ctx context.Context) error {
 	}
 }
 
-func (s *Server) joinRequest() structs.JoinRequest {
-	return structs.JoinRequest{ID: s.cfg.NodeID, RaftAddr: string(s.transport.LocalAddr()), HTTPAddr: s.httpAddr}
+func (s *Server) joinRequest() api.JoinRequest {
+	return api.JoinRequest{ID: s.cfg.NodeID, RaftAddr: string(s.transport.LocalAddr()), HTTPAddr: s.httpAddr}
 }
 
 // Shutdown stops the server: the HTTP API, Raft, the transport and the
@@ -245,9 +244,9 @@ func (s *Server) State() *state.Store { return s.fsm.State() }
 func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
 
 // Status returns the server's view of the cluster.
-func (s *Server) Status() (*structs.ClusterStatus, error) {
+func (s *Server) Status() (*api.ClusterStatus, error) {
 	_, leaderID := s.raft.LeaderWithID()
-	st := &structs.ClusterStatus{
+	st := &api.ClusterStatus{
 		NodeID:       s.cfg.NodeID,
 		State:        s.raft.State().String(),
 		LeaderID:     string(leaderID),
@@ -267,7 +266,7 @@ func (s *Server) Status() (*structs.ClusterStatus, error) {
 		return nil, fmt.Errorf("raft configuration: %w", err)
 	}
 	for _, rs := range f.Configuration().Servers {
-		v := structs.VoterInfo{
+		v := api.VoterInfo{
 			ID:       string(rs.ID),
 			RaftAddr: string(rs.Address),
 			Suffrage: rs.Suffrage.String(),

@@ -8,19 +8,20 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/coordinator/sweeper"
 	"github.com/trainctl/trainctl/tuning"
 )
 
-// handleSweepSubmit is POST /v1/sweeps: body structs.SubmitSweepBody;
+// handleSweepSubmit is POST /v1/sweeps: body api.SubmitSweepBody;
 // answers 201 with the new sweep, or 200 with the sweep an earlier request
 // with the same request_id created. The spec is validated (a 400 naming
 // every bad field) and spec.job.dataset resolved as a job's spec.dataset
 // is: every trial trains on that version. The sweep starts with no trials;
 // the leader's sweep controller suggests them (sweep.go).
 func (s *Server) handleSweepSubmit(w http.ResponseWriter, r *http.Request) {
-	var body structs.SubmitSweepBody
+	var body api.SubmitSweepBody
 	submitOnce(s, w, r, &body, submission[*structs.Sweep]{
 		requestID:    func() string { return body.RequestID },
 		validate:     func() error { return body.Spec.Validate() },

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/tuning"
 )
@@ -50,7 +50,7 @@ func objective(lr float64, epoch int) float64 {
 // apiStatus returns the HTTP status of an API error, 0 for nil or another
 // error.
 func apiStatus(err error) int {
-	var apiErr *client.APIError
+	var apiErr *api.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Status
 	}
@@ -67,7 +67,7 @@ func apiStatus(err error) int {
 // epoch.
 type trialDriver struct {
 	t      *testing.T
-	cl     *client.Client
+	cl     *api.Client
 	addrs  []string // every coordinator: checkpoint blobs go to each that answers
 	worker string
 
@@ -77,7 +77,7 @@ type trialDriver struct {
 }
 
 func newTrialDriver(t *testing.T, addrs []string, worker string) *trialDriver {
-	return &trialDriver{t: t, cl: client.New(addrs...), addrs: addrs, worker: worker, started: make(map[string]bool)}
+	return &trialDriver{t: t, cl: api.New(addrs...), addrs: addrs, worker: worker, started: make(map[string]bool)}
 }
 
 // run polls the worker's assignments and plays each new attempt in its own
@@ -115,7 +115,7 @@ func (d *trialDriver) run(ctx context.Context) {
 }
 
 // play trains one attempt to its end.
-func (d *trialDriver) play(ctx context.Context, a structs.WorkerAssignment) error {
+func (d *trialDriver) play(ctx context.Context, a api.WorkerAssignment) error {
 	start, err := d.resumeEpoch(ctx, a)
 	if err != nil {
 		return err
@@ -129,8 +129,8 @@ func (d *trialDriver) play(ctx context.Context, a structs.WorkerAssignment) erro
 			return err
 		}
 	}
-	_, err = d.cl.ReportAttempt(ctx, a.JobID, a.Attempt, structs.AttemptReportBody{WorkerID: d.worker, State: structs.AttemptSucceeded})
-	if errors.Is(err, structs.ErrConflict) {
+	_, err = d.cl.ReportAttempt(ctx, a.JobID, a.Attempt, api.AttemptReportBody{WorkerID: d.worker, State: api.AttemptSucceeded})
+	if errors.Is(err, api.ErrConflict) {
 		return nil // stopped after the last judgement
 	}
 	return err
@@ -138,7 +138,7 @@ func (d *trialDriver) play(ctx context.Context, a structs.WorkerAssignment) erro
 
 // resumeEpoch is how many epochs the checkpoint an attempt resumes from
 // has trained, 0 for a fresh start.
-func (d *trialDriver) resumeEpoch(ctx context.Context, a structs.WorkerAssignment) (int, error) {
+func (d *trialDriver) resumeEpoch(ctx context.Context, a api.WorkerAssignment) (int, error) {
 	if a.ResumeFrom == "" {
 		return 0, nil
 	}
@@ -158,7 +158,7 @@ func (d *trialDriver) resumeEpoch(ctx context.Context, a structs.WorkerAssignmen
 // trainer's 0-based epoch, e-1) of an attempt: a checkpoint (when ckpt is
 // set) carrying the objective, then the metric report, at the same step. It
 // returns the checkpoint's digest.
-func (d *trialDriver) epoch(ctx context.Context, a structs.WorkerAssignment, e int, ckpt bool) (string, error) {
+func (d *trialDriver) epoch(ctx context.Context, a api.WorkerAssignment, e int, ckpt bool) (string, error) {
 	v := objective(a.Spec.Hyperparameters.LR, e)
 	values := map[string]float64{sweepMetric: v}
 	var digest string
@@ -174,13 +174,13 @@ func (d *trialDriver) epoch(ctx context.Context, a structs.WorkerAssignment, e i
 		if pushed == 0 {
 			return "", fmt.Errorf("epoch %d: no coordinator took the checkpoint blob", e)
 		}
-		if _, err := d.cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{
+		if _, err := d.cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{
 			Digest: digest, JobID: a.JobID, Attempt: a.Attempt, Step: int64(e) * 10, Epoch: e - 1, Metrics: values,
 		}); err != nil {
 			return "", fmt.Errorf("epoch %d: %w", e, err)
 		}
 	}
-	if _, err := d.cl.ReportMetrics(ctx, a.JobID, []structs.Metric{{
+	if _, err := d.cl.ReportMetrics(ctx, a.JobID, []api.Metric{{
 		Attempt: a.Attempt, Epoch: e - 1, Step: int64(e) * 10, Values: values,
 	}}); err != nil {
 		return "", fmt.Errorf("epoch %d: %w", e, err)
@@ -192,13 +192,13 @@ func (d *trialDriver) epoch(ctx context.Context, a structs.WorkerAssignment, e i
 // trial at epoch e or later, and reports whether the attempt should train
 // on: false once the trial has ended (stopped, or the sweep cancelled) or
 // the job no longer runs the attempt.
-func (d *trialDriver) waitJudged(ctx context.Context, a structs.WorkerAssignment, e int) (bool, error) {
+func (d *trialDriver) waitJudged(ctx context.Context, a api.WorkerAssignment, e int) (bool, error) {
 	for {
 		j, err := d.cl.Job(ctx, a.JobID)
 		if err != nil {
 			return false, err
 		}
-		if cur := j.CurrentAttempt(); j.State != structs.JobRunning || cur == nil || cur.Number != a.Attempt {
+		if cur := j.CurrentAttempt(); j.State != api.JobRunning || cur == nil || cur.Number != a.Attempt {
 			return false, nil
 		}
 		sw, err := d.cl.Sweep(ctx, j.SweepID)
@@ -223,21 +223,22 @@ func (d *trialDriver) waitJudged(ctx context.Context, a structs.WorkerAssignment
 }
 
 // waitSweep waits until cond holds for the sweep as s sees it.
-func waitSweep(t *testing.T, s *Server, id string, timeout time.Duration, what string, cond func(*structs.Sweep) error) *structs.Sweep {
+func waitSweep(t *testing.T, s *Server, id string, timeout time.Duration, what string, cond func(*api.Sweep) error) *api.Sweep {
 	t.Helper()
-	var sw *structs.Sweep
+	var sw *api.Sweep
 	waitFor(t, timeout, what, func() error {
-		var err error
-		if sw, err = s.State().Sweep(id); err != nil {
+		ssw, err := s.State().Sweep(id)
+		if err != nil {
 			return err
 		}
+		sw = convertPtr(ssw, apiSweep)
 		return cond(sw)
 	})
 	return sw
 }
 
-func sweepIn(want structs.SweepState) func(*structs.Sweep) error {
-	return func(sw *structs.Sweep) error {
+func sweepIn(want api.SweepState) func(*api.Sweep) error {
+	return func(sw *api.Sweep) error {
 		if sw.State != want {
 			return fmt.Errorf("sweep %s is %s (%d trials, %d results, %q), want %s", sw.ID, sw.State, len(sw.Trials), len(sw.Results), sw.Error, want)
 		}
@@ -247,7 +248,7 @@ func sweepIn(want structs.SweepState) func(*structs.Sweep) error {
 
 // checkResults fails the test unless each trial's results have strictly
 // increasing budgets and finite values: no result was fed twice.
-func checkResults(t *testing.T, sw *structs.Sweep) {
+func checkResults(t *testing.T, sw *api.Sweep) {
 	t.Helper()
 	last := make(map[int]int)
 	for i, r := range sw.Results {
@@ -267,9 +268,9 @@ func checkResults(t *testing.T, sw *structs.Sweep) {
 
 // checkReplay asks the coordinator at addr to replay the sweep and fails
 // the test unless it reproduces all of it.
-func checkReplay(t *testing.T, ctx context.Context, addr string, sw *structs.Sweep) {
+func checkReplay(t *testing.T, ctx context.Context, addr string, sw *api.Sweep) {
 	t.Helper()
-	rep, err := client.New(addr).ReplaySweep(ctx, sw.ID)
+	rep, err := api.New(addr).ReplaySweep(ctx, sw.ID)
 	if err != nil {
 		t.Fatalf("replay on %s: %v", addr, err)
 	}
@@ -320,27 +321,27 @@ func TestSweepAPIErrors(t *testing.T) {
 		{"replay unknown sweep", func() error { _, err := cl.ReplaySweep(ctx, unknown); return err },
 			http.StatusNotFound, []string{unknown}},
 		{"model without source", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m"})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m"})
 			return err
 		}, http.StatusBadRequest, []string{"checkpoint, job_id, sweep_id", "none"}},
 		{"model with two sources", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID, SweepID: unknown})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", JobID: j.ID, SweepID: unknown})
 			return err
 		}, http.StatusBadRequest, []string{"job_id, sweep_id"}},
 		{"model without name", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{JobID: j.ID})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{JobID: j.ID})
 			return err
 		}, http.StatusBadRequest, []string{"name"}},
 		{"model of unknown checkpoint", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", Checkpoint: unknown})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", Checkpoint: unknown})
 			return err
 		}, http.StatusNotFound, []string{"checkpoint", unknown}},
 		{"model of unknown sweep", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", SweepID: unknown})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", SweepID: unknown})
 			return err
 		}, http.StatusNotFound, []string{"sweep_id", unknown}},
 		{"model of a job without checkpoint", func() error {
-			_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "m", JobID: j.ID})
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", JobID: j.ID})
 			return err
 		}, http.StatusConflict, []string{"job_id", j.ID}},
 		{"unknown model", func() error { _, err := cl.Models(ctx, "nope"); return err },
@@ -375,32 +376,32 @@ func TestModelRegistry(t *testing.T) {
 	var digests []string
 	for step := range 2 {
 		d := uploadBlob(t, s.HTTPAddr(), fmt.Appendf(nil, "checkpoint %d", step))
-		if _, err := cl.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: d, JobID: j.ID, Step: int64(step)}); err != nil {
+		if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d, JobID: j.ID, Step: int64(step)}); err != nil {
 			t.Fatal(err)
 		}
 		digests = append(digests, d)
 	}
-	v1, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[0]})
+	v1, created, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "unet", Checkpoint: digests[0]})
 	if err != nil || !created || v1.Version != 1 || v1.Checkpoint != digests[0] || v1.JobID != j.ID {
 		t.Fatalf("register by checkpoint: %v, created %v, %+v", err, created, v1)
 	}
 	// By job: its latest checkpoint, the second.
-	v2, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", JobID: j.ID})
+	v2, created, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "unet", JobID: j.ID})
 	if err != nil || !created || v2.Version != 2 || v2.Checkpoint != digests[1] {
 		t.Fatalf("register by job: %v, created %v, %+v", err, created, v2)
 	}
 	// The latest version's checkpoint again: no new version.
-	again, created, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "unet", Checkpoint: digests[1]})
+	again, created, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "unet", Checkpoint: digests[1]})
 	if err != nil || created || again.Version != 2 {
 		t.Fatalf("re-registering the latest: %v, created %v, %+v", err, created, again)
 	}
-	if _, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: "other.name_2", Checkpoint: digests[0]}); err != nil {
+	if _, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "other.name_2", Checkpoint: digests[0]}); err != nil {
 		t.Fatal(err)
 	}
 	// A name that is not one URL path segment is refused, as a sweep spec
 	// with such a name is.
 	for _, bad := range []string{"other/name", "unet:predict", "my model", "-dash"} {
-		_, _, err := cl.RegisterModel(ctx, structs.RegisterModelBody{Name: bad, Checkpoint: digests[0]})
+		_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: bad, Checkpoint: digests[0]})
 		if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "name: invalid request: ") || !strings.Contains(err.Error(), strconv.Quote(bad)) {
 			t.Errorf("register %q: %v, want a 400 naming the name", bad, err)
 		}
@@ -473,7 +474,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 	spec := testSweepSpec("kill", 9, 3, 9)
 	spec.Searcher = tuning.SearcherSpec{Name: tuning.SearcherTPE, TPE: tuning.TPEConfig{NStartup: 3}}
 	spec.Scheduler = tuning.SchedulerSpec{Name: tuning.SchedulerASHA}
-	cl := client.New(addrs...)
+	cl := api.New(addrs...)
 	sw, err := cl.SubmitSweep(ctx, "sweep-kill", spec)
 	if err != nil {
 		t.Fatal(err)
@@ -481,7 +482,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 	if again, err := cl.SubmitSweep(ctx, "sweep-kill", spec); err != nil || again.ID != sw.ID {
 		t.Fatalf("resubmission: %v, %+v, want sweep %s", err, again, sw.ID)
 	}
-	if sw.DatasetVersionID != shapesV1 || sw.State != structs.SweepRunning {
+	if sw.DatasetVersionID != shapesV1 || sw.State != api.SweepRunning {
 		t.Fatalf("submitted sweep: %+v", sw)
 	}
 
@@ -496,7 +497,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 
 	old := c.leader(nil)
 	survivors := c.followers(old)
-	waitSweep(t, old.srv, sw.ID, 60*time.Second, "results before the kill", func(sw *structs.Sweep) error {
+	waitSweep(t, old.srv, sw.ID, 60*time.Second, "results before the kill", func(sw *api.Sweep) error {
 		if len(sw.Results) < 5 || sw.RunningTrials() == 0 {
 			return fmt.Errorf("%d results, %d trials running", len(sw.Results), sw.RunningTrials())
 		}
@@ -509,7 +510,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 		}
 	}
 	l := c.leader(survivors)
-	done := waitSweep(t, l.srv, sw.ID, 90*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
+	done := waitSweep(t, l.srv, sw.ID, 90*time.Second, "the sweep to complete", sweepIn(api.SweepCompleted))
 	t.Logf("sweep done %v after the kill of %s: %d trials, %d results; new leader %s",
 		time.Since(killed).Round(time.Millisecond), old.cfg.NodeID, len(done.Trials), len(done.Results), l.cfg.NodeID)
 	stopDriver()
@@ -527,12 +528,12 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 			t.Fatalf("trial %d: %v", tr.Number, err)
 		}
 		switch tr.State {
-		case structs.TrialStopped:
+		case api.TrialStopped:
 			stopped++
 			if j.State != structs.JobCancelled {
 				t.Errorf("stopped trial %d: job %s is %s, want cancelled", tr.Number, j.ID, j.State)
 			}
-		case structs.TrialCompleted:
+		case api.TrialCompleted:
 			if j.State != structs.JobSucceeded || tr.Budget != spec.Budget.Max {
 				t.Errorf("completed trial %d: job %s, budget %d", tr.Number, j.State, tr.Budget)
 			}
@@ -565,7 +566,7 @@ func TestSweepSurvivesLeaderKill(t *testing.T) {
 	for _, n := range survivors {
 		checkReplay(t, ctx, n.srv.HTTPAddr(), done)
 	}
-	vs, err := client.New(l.srv.HTTPAddr()).Models(ctx, spec.Name)
+	vs, err := api.New(l.srv.HTTPAddr()).Models(ctx, spec.Name)
 	if err != nil || len(vs) != 1 || done.Best == nil || vs[0].Checkpoint != done.Best.Checkpoint || vs[0].SweepID != sw.ID {
 		t.Errorf("model %s: %v, %+v; best %+v", spec.Name, err, vs, done.Best)
 	}
@@ -590,7 +591,7 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw = waitSweep(t, s, sw.ID, 30*time.Second, "the first trial", func(sw *structs.Sweep) error {
+	sw = waitSweep(t, s, sw.ID, 30*time.Second, "the first trial", func(sw *api.Sweep) error {
 		if len(sw.Trials) != 1 {
 			return fmt.Errorf("%d trials", len(sw.Trials))
 		}
@@ -615,7 +616,7 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 			t.Fatalf("epoch %d judged: running %v, %v", e, running, err)
 		}
 	}
-	if j := w.report(jobID, 1, structs.AttemptPreempted, "spot reclaim"); j.State != structs.JobPending && j.State != structs.JobRunning {
+	if j := w.report(jobID, 1, api.AttemptPreempted, "spot reclaim"); j.State != api.JobPending && j.State != api.JobRunning {
 		t.Fatalf("job after preemption: %s", j.State)
 	}
 
@@ -626,7 +627,7 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 	if err := d.play(ctx, a2); err != nil {
 		t.Fatal(err)
 	}
-	done := waitSweep(t, s, sw.ID, 60*time.Second, "the sweep to complete", sweepIn(structs.SweepCompleted))
+	done := waitSweep(t, s, sw.ID, 60*time.Second, "the sweep to complete", sweepIn(api.SweepCompleted))
 	checkResults(t, done)
 	var budgets []int
 	for _, r := range done.Results {
@@ -636,7 +637,7 @@ func TestSweepTrialResumesAfterPreemption(t *testing.T) {
 		t.Errorf("result budgets %v, want [1 2 3 4]", budgets)
 	}
 	tr := done.Trials[0]
-	if len(done.Trials) != 1 || tr.State != structs.TrialCompleted || tr.Error != "" || tr.Budget != 4 {
+	if len(done.Trials) != 1 || tr.State != api.TrialCompleted || tr.Error != "" || tr.Budget != 4 {
 		t.Errorf("trials %+v, want one completed at budget 4", done.Trials)
 	}
 	j, err := s.State().Job(jobID)
@@ -661,29 +662,29 @@ func TestSweepCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSweep(t, s, sw.ID, 30*time.Second, "two trials", func(sw *structs.Sweep) error {
+	waitSweep(t, s, sw.ID, 30*time.Second, "two trials", func(sw *api.Sweep) error {
 		if len(sw.Trials) != 2 {
 			return fmt.Errorf("%d trials", len(sw.Trials))
 		}
 		return nil
 	})
 	got, err := cl.CancelSweep(ctx, sw.ID)
-	if err != nil || got.State != structs.SweepCancelled {
+	if err != nil || got.State != api.SweepCancelled {
 		t.Fatalf("cancel: %v, %+v", err, got)
 	}
 	for _, tr := range got.Trials {
 		j, err := s.State().Job(tr.JobID)
-		if err != nil || tr.State != structs.TrialCancelled || j.State != structs.JobCancelled {
+		if err != nil || tr.State != api.TrialCancelled || j.State != structs.JobCancelled {
 			t.Errorf("trial %d %s, job %v %+v", tr.Number, tr.State, err, j)
 		}
 	}
-	if again, err := cl.CancelSweep(ctx, sw.ID); err != nil || again.State != structs.SweepCancelled || len(again.Trials) != 2 {
+	if again, err := cl.CancelSweep(ctx, sw.ID); err != nil || again.State != api.SweepCancelled || len(again.Trials) != 2 {
 		t.Fatalf("cancelling again: %v, %+v", err, again)
 	}
 	for _, tt := range []struct {
-		state structs.SweepState
+		state api.SweepState
 		want  int
-	}{{"", 1}, {structs.SweepCancelled, 1}, {structs.SweepRunning, 0}} {
+	}{{"", 1}, {api.SweepCancelled, 1}, {api.SweepRunning, 0}} {
 		if sws, err := cl.Sweeps(ctx, tt.state); err != nil || len(sws) != tt.want {
 			t.Errorf("sweeps in state %q: %v, %d, want %d", tt.state, err, len(sws), tt.want)
 		}

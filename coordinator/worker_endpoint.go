@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
@@ -46,7 +47,7 @@ func (s *Server) handleWorkerDrain(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleWorkerRegister is POST /v1/workers/register: body
-// structs.RegisterWorkerBody. A worker sends it when it starts and then as
+// api.RegisterWorkerBody. A worker sends it when it starts and then as
 // its heartbeat: the leader renews the worker's lease and, when the worker
 // is new, changed its address or metadata, or was marked dead or left,
 // commits a WorkerUpsert (which brings it back alive); answers the worker.
@@ -54,7 +55,7 @@ func (s *Server) handleWorkerRegister(w http.ResponseWriter, r *http.Request) {
 	if s.forward(w, r) {
 		return
 	}
-	var body structs.RegisterWorkerBody
+	var body api.RegisterWorkerBody
 	if err := decodeBody(w, r, &body); err != nil {
 		writeError(w, err)
 		return
@@ -67,7 +68,7 @@ func (s *Server) handleWorkerRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("meta: %w: negative cores or gpus", structs.ErrInvalid))
 		return
 	}
-	wk, err := s.upsertWorker(r.Context(), body.ID, body.Addr, body.Meta)
+	wk, err := s.upsertWorker(r.Context(), body.ID, body.Addr, serverWorkerMeta(body.Meta))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -103,26 +104,26 @@ func (s *Server) upsertWorker(ctx context.Context, id, addr string, meta structs
 
 // handleWorkerAssignments is GET /v1/workers/{id}/assignments: the ranks of
 // running attempts placed on the worker, ordered by job id and rank, each
-// with what the worker needs to run it (structs.WorkerAssignment).
+// with what the worker needs to run it (api.WorkerAssignment).
 func (s *Server) handleWorkerAssignments(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := s.State().Worker(id); err != nil {
 		writeError(w, err)
 		return
 	}
-	out := []structs.WorkerAssignment{}
+	out := []api.WorkerAssignment{}
 	for _, a := range s.State().Assignments(id) {
 		j, err := s.State().Job(a.JobID)
 		if err != nil || a.Attempt < 1 || a.Attempt > len(j.Attempts) {
 			continue // changed between the two reads
 		}
 		att := j.Attempts[a.Attempt-1]
-		out = append(out, structs.WorkerAssignment{
+		out = append(out, api.WorkerAssignment{
 			JobID:            j.ID,
 			Attempt:          a.Attempt,
 			Rank:             a.Rank,
 			Nodes:            att.Nodes,
-			Resources:        a.Resources,
+			Resources:        apiResources(a.Resources),
 			Spec:             j.Spec,
 			DatasetVersionID: j.DatasetVersionID,
 			ResumeFrom:       att.ResumeFrom,

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
-	"github.com/trainctl/trainctl/coordinator/sweeper"
 	"github.com/trainctl/trainctl/tuning"
 )
 
@@ -68,10 +66,10 @@ type Choice struct {
 // better one), a model's newest version, or the checkpoint of a job whose
 // epoch-end val_mean_iou is best (its latest checkpoint before any epoch
 // ended with one).
-func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) {
+func Resolve(ctx context.Context, ac *api.Client, t Target) (Choice, error) {
 	switch {
 	case t.SweepID != "":
-		sw, err := api.Sweep(ctx, t.SweepID)
+		sw, err := ac.Sweep(ctx, t.SweepID)
 		if err != nil {
 			return Choice{}, err
 		}
@@ -80,7 +78,7 @@ func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) 
 		}
 		return Choice{Digest: sw.Best.Checkpoint, Version: fmt.Sprintf("%s-trial%d-%s", shortID(sw.ID), sw.Best.Trial, shortHex(sw.Best.Checkpoint))}, nil
 	case t.Model != "":
-		vs, err := api.Models(ctx, t.Model)
+		vs, err := ac.Models(ctx, t.Model)
 		if err != nil {
 			return Choice{}, err
 		}
@@ -90,11 +88,11 @@ func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) 
 		v := vs[len(vs)-1]
 		return Choice{Digest: v.Checkpoint, Version: fmt.Sprintf("%s@v%d-%s", v.Name, v.Version, shortHex(v.Checkpoint))}, nil
 	}
-	j, err := api.Job(ctx, t.JobID)
+	j, err := ac.Job(ctx, t.JobID)
 	if err != nil {
 		return Choice{}, err
 	}
-	digest, err := bestJobCheckpoint(ctx, api, j)
+	digest, err := bestJobCheckpoint(ctx, ac, j)
 	if err != nil {
 		return Choice{}, err
 	}
@@ -106,20 +104,28 @@ func Resolve(ctx context.Context, api *client.Client, t Target) (Choice, error) 
 
 // bestJobCheckpoint picks the job's checkpoint taken at the step of its
 // best epoch-end val_mean_iou, as a sweep picks a trial's
-// (sweeper.BestCheckpoint); when no epoch reported one, its latest
+// (tuning.BestCheckpoint); when no epoch reported one, its latest
 // checkpoint. It fails when the job's metrics or checkpoints cannot be
 // read, rather than guessing: falling back to the latest checkpoint on a
 // transient error would swap it in and the best one back a tick later.
-func bestJobCheckpoint(ctx context.Context, api *client.Client, j *structs.Job) (string, error) {
-	ms, err := api.JobMetrics(ctx, j.ID)
+func bestJobCheckpoint(ctx context.Context, ac *api.Client, j *api.Job) (string, error) {
+	ms, err := ac.JobMetrics(ctx, j.ID)
 	if err != nil {
 		return "", fmt.Errorf("job %s: read its metrics: %w", j.ID, err)
 	}
-	cs, err := api.Checkpoints(ctx, j.ID)
+	cs, err := ac.Checkpoints(ctx, j.ID)
 	if err != nil {
 		return "", fmt.Errorf("job %s: list its checkpoints: %w", j.ID, err)
 	}
-	if digest, _, ok := sweeper.BestCheckpoint("val_mean_iou", tuning.Maximize, ms, cs); ok {
+	reports := make([]tuning.StepReport, len(ms))
+	for i, m := range ms {
+		reports[i] = tuning.StepReport{Attempt: m.Attempt, Step: m.Step, Values: m.Values}
+	}
+	cks := make([]tuning.CheckpointAt, len(cs))
+	for i, c := range cs {
+		cks[i] = tuning.CheckpointAt{Digest: c.Digest, Attempt: c.Attempt, Step: c.Step}
+	}
+	if digest, _, ok := tuning.BestCheckpoint("val_mean_iou", tuning.Maximize, reports, cks); ok {
 		return digest, nil
 	}
 	return j.LatestCheckpoint, nil
@@ -136,7 +142,7 @@ func shortID(id string) string { return id[:min(8, len(id))] }
 type FollowConfig struct {
 	// API reaches the coordinators; Peers are their HTTP addresses, to
 	// fetch checkpoint blobs from.
-	API   *client.Client
+	API   *api.Client
 	Peers []string
 	// Blobs downloads checkpoints (default artifact.NewClient with its
 	// defaults).
@@ -240,7 +246,7 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
 			// A model is registered when its first version is: until then
 			// its name is unknown, which is waiting too.
-			if errors.Is(err, ErrNoCheckpoint) || (cfg.Target.Model != "" && errors.Is(err, structs.ErrNotFound)) {
+			if errors.Is(err, ErrNoCheckpoint) || (cfg.Target.Model != "" && errors.Is(err, api.ErrNotFound)) {
 				log.Info("waiting for a checkpoint", "reason", err)
 			} else {
 				log.Warn("follow: retrying", "every", cfg.Interval, "err", err)

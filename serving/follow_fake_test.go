@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/trainer"
 )
 
@@ -29,12 +28,12 @@ type fakeCoordinator struct {
 	ts *httptest.Server
 
 	mu          sync.Mutex
-	job         structs.Job
-	metrics     []structs.Metric
-	checkpoints []*structs.Checkpoint
+	job         api.Job
+	metrics     []api.Metric
+	checkpoints []*api.Checkpoint
 	failMetrics bool // answer the metrics call 500
 	failCkpts   bool // answer the checkpoints call 500
-	model       []*structs.ModelVersion
+	model       []*api.ModelVersion
 	blobs       map[string][]byte // digest -> bytes
 	blobGets    map[string]int    // digest -> GETs answered
 	modelGets   int               // GET /v1/models/NAME answered
@@ -53,7 +52,7 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 	apiError := func(status int, code string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(structs.ErrorBody{Error: "fake coordinator: " + code, Code: code})
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: "fake coordinator: " + code, Code: code})
 	}
 	reply := func(v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -65,20 +64,20 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 		reply(f.job)
 	case p == "/v1/jobs/"+f.job.ID+"/metrics" && f.job.ID != "":
 		if f.failMetrics {
-			apiError(http.StatusInternalServerError, structs.CodeInternal)
+			apiError(http.StatusInternalServerError, api.CodeInternal)
 			return
 		}
 		reply(f.metrics)
 	case p == "/v1/checkpoints" && r.URL.Query().Get("job") == f.job.ID:
 		if f.failCkpts {
-			apiError(http.StatusInternalServerError, structs.CodeInternal)
+			apiError(http.StatusInternalServerError, api.CodeInternal)
 			return
 		}
 		reply(f.checkpoints)
 	case p == "/v1/models/pets":
 		f.modelGets++
 		if len(f.model) == 0 {
-			apiError(http.StatusNotFound, structs.CodeNotFound)
+			apiError(http.StatusNotFound, api.CodeNotFound)
 			return
 		}
 		reply(f.model)
@@ -86,13 +85,13 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 		d := strings.TrimPrefix(p, artifact.BlobsPath)
 		b, ok := f.blobs[d]
 		if !ok {
-			apiError(http.StatusNotFound, structs.CodeNotFound)
+			apiError(http.StatusNotFound, api.CodeNotFound)
 			return
 		}
 		f.blobGets[d]++
 		w.Write(b)
 	default:
-		apiError(http.StatusNotFound, structs.CodeNotFound)
+		apiError(http.StatusNotFound, api.CodeNotFound)
 	}
 }
 
@@ -109,7 +108,7 @@ func (f *fakeCoordinator) addBlob(b []byte) string {
 // setModel makes the model "pets" have one more version, of digest d.
 func (f *fakeCoordinator) setModel(d string) {
 	f.mu.Lock()
-	f.model = append(f.model, &structs.ModelVersion{Name: "pets", Version: len(f.model) + 1, Checkpoint: d})
+	f.model = append(f.model, &api.ModelVersion{Name: "pets", Version: len(f.model) + 1, Checkpoint: d})
 	f.mu.Unlock()
 }
 
@@ -120,10 +119,10 @@ func (f *fakeCoordinator) counts(d string) (blobGets, modelGets int) {
 }
 
 // client is a coordinator client of f that does not retry.
-func (f *fakeCoordinator) client() *client.Client {
-	cfg := client.DefaultConfig(f.ts.URL)
+func (f *fakeCoordinator) client() *api.Client {
+	cfg := api.DefaultConfig(f.ts.URL)
 	cfg.RetryTimeout = 0
-	return client.NewWithConfig(cfg)
+	return api.NewWithConfig(cfg)
 }
 
 // checkpointBytes is tinyCheckpoint encoded as a checkpoint file.
@@ -147,19 +146,19 @@ func checkpointBytes(t *testing.T, seed uint64) []byte {
 func TestResolveJob(t *testing.T) {
 	f := newFakeCoordinator(t)
 	best, later, latest := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("c", 64)
-	f.job = structs.Job{ID: "job-123456789", LatestCheckpoint: latest}
-	f.checkpoints = []*structs.Checkpoint{
+	f.job = api.Job{ID: "job-123456789", LatestCheckpoint: latest}
+	f.checkpoints = []*api.Checkpoint{
 		{Digest: best, JobID: f.job.ID, Attempt: 1, Step: 10},
 		{Digest: later, JobID: f.job.ID, Attempt: 1, Step: 20},
 	}
-	withIoU := []structs.Metric{
+	withIoU := []api.Metric{
 		{JobID: f.job.ID, Attempt: 1, Step: 10, Values: map[string]float64{"val_mean_iou": 0.8}},
 		{JobID: f.job.ID, Attempt: 1, Step: 20, Values: map[string]float64{"val_mean_iou": 0.6}},
 	}
-	noIoU := []structs.Metric{{JobID: f.job.ID, Attempt: 1, Step: 10, Values: map[string]float64{"train_loss": 0.5}}}
+	noIoU := []api.Metric{{JobID: f.job.ID, Attempt: 1, Step: 10, Values: map[string]float64{"train_loss": 0.5}}}
 	tests := []struct {
 		name                   string
-		metrics                []structs.Metric
+		metrics                []api.Metric
 		failMetrics, failCkpts bool
 		want                   string // digest; "" for an error
 		wantErr                string // in the error
@@ -169,15 +168,15 @@ func TestResolveJob(t *testing.T) {
 		{name: "metrics call fails", metrics: withIoU, failMetrics: true, wantErr: "job job-123456789: read its metrics"},
 		{name: "checkpoints call fails", metrics: withIoU, failCkpts: true, wantErr: "job job-123456789: list its checkpoints"},
 	}
-	api := f.client()
+	ac := f.client()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.mu.Lock()
 			f.metrics, f.failMetrics, f.failCkpts = tt.metrics, tt.failMetrics, tt.failCkpts
 			f.mu.Unlock()
-			got, err := Resolve(context.Background(), api, Target{JobID: f.job.ID})
+			got, err := Resolve(context.Background(), ac, Target{JobID: f.job.ID})
 			if tt.wantErr != "" {
-				var apiErr *client.APIError
+				var apiErr *api.APIError
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusInternalServerError {
 					t.Fatalf("Resolve = %+v, %v; want an error naming %q that wraps the 500", got, err, tt.wantErr)
 				}
@@ -276,12 +275,12 @@ func TestFollowReturns(t *testing.T) {
 	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	api := client.New("127.0.0.1:1")
+	ac := api.New("127.0.0.1:1")
 	for name, cfg := range map[string]FollowConfig{
 		"no API":        {Target: Target{Model: "m"}, Dir: t.TempDir()},
-		"no target":     {API: api, Dir: t.TempDir()},
-		"Dir not a dir": {API: api, Target: Target{Model: "m"}, Dir: filepath.Join(notDir, "sub")},
-		"two targets":   {API: api, Target: Target{Model: "m", JobID: "j"}, Dir: t.TempDir()},
+		"no target":     {API: ac, Dir: t.TempDir()},
+		"Dir not a dir": {API: ac, Target: Target{Model: "m"}, Dir: filepath.Join(notDir, "sub")},
+		"two targets":   {API: ac, Target: Target{Model: "m", JobID: "j"}, Dir: t.TempDir()},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := Follow(ctx, s.Server, cfg)

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/trainer"
 )
@@ -52,7 +51,7 @@ func startCoordinator(t *testing.T) *coordinator.Server {
 
 // uploadCheckpoint writes c, uploads it as a checkpoint of job at step and
 // returns its digest.
-func uploadCheckpoint(t *testing.T, api *client.Client, peer, jobID string, c *trainer.Checkpoint, step int64) string {
+func uploadCheckpoint(t *testing.T, ac *api.Client, peer, jobID string, c *trainer.Checkpoint, step int64) string {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "c.ckpt")
@@ -70,7 +69,7 @@ func uploadCheckpoint(t *testing.T, api *client.Client, peer, jobID string, c *t
 	if err := artifact.NewClient(artifact.ClientConfig{}).Push(ctx, peer, digest, bytes.NewReader(data), size); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{Digest: digest, JobID: jobID, Attempt: 1, Step: step}); err != nil {
+	if _, err := ac.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: digest, JobID: jobID, Attempt: 1, Step: step}); err != nil {
 		t.Fatal(err)
 	}
 	return digest
@@ -82,14 +81,14 @@ func uploadCheckpoint(t *testing.T, api *client.Client, peer, jobID string, c *t
 func TestFollowModelHotSwaps(t *testing.T) {
 	coord := startCoordinator(t)
 	peer := "http://" + coord.HTTPAddr()
-	api := client.New(coord.HTTPAddr())
+	ac := api.New(coord.HTTPAddr())
 	ctx := context.Background()
-	if _, err := api.RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "d", ID: strings.Repeat("a", 64), Manifest: []byte(`{"name":"d"}`)}); err != nil {
+	if _, err := ac.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "d", ID: strings.Repeat("a", 64), Manifest: []byte(`{"name":"d"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	spec := jobspec.Defaults()
 	spec.Name, spec.Dataset = "j", "d@v1"
-	job, err := api.SubmitJob(ctx, "", spec)
+	job, err := ac.SubmitJob(ctx, "", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +98,7 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	followDone := make(chan error, 1)
 	go func() {
 		followDone <- Follow(followCtx, s.Server, FollowConfig{
-			API: api, Peers: []string{peer}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
+			API: ac, Peers: []string{peer}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
 			Interval: 50 * time.Millisecond, Threads: 1, MaxBatch: 4, Logger: quietLogger(),
 		})
 	}()
@@ -116,8 +115,8 @@ func TestFollowModelHotSwaps(t *testing.T) {
 		t.Fatalf("readyz before any model version: %d, want 503", r.status)
 	}
 
-	d1 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 1), 10)
-	if _, _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d1}); err != nil {
+	d1 := uploadCheckpoint(t, ac, peer, job.ID, tinyCheckpoint(t, 16, 1), 10)
+	if _, _, err := ac.RegisterModel(ctx, api.RegisterModelBody{Name: "pets", Checkpoint: d1}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "version 1 to be served", func() bool {
@@ -149,8 +148,8 @@ func TestFollowModelHotSwaps(t *testing.T) {
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	d2 := uploadCheckpoint(t, api, peer, job.ID, tinyCheckpoint(t, 16, 2), 20)
-	if _, _, err := api.RegisterModel(ctx, structs.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
+	d2 := uploadCheckpoint(t, ac, peer, job.ID, tinyCheckpoint(t, 16, 2), 20)
+	if _, _, err := ac.RegisterModel(ctx, api.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "version 2 to be served", func() bool {
@@ -180,17 +179,17 @@ func TestFollowModelHotSwaps(t *testing.T) {
 
 func TestResolveErrors(t *testing.T) {
 	coord := startCoordinator(t)
-	api := client.New(coord.HTTPAddr())
+	ac := api.New(coord.HTTPAddr())
 	ctx := context.Background()
 	for _, tc := range []struct {
 		target Target
 		want   error
 	}{
-		{Target{Model: "nope"}, structs.ErrNotFound},
-		{Target{SweepID: "nope"}, structs.ErrNotFound},
-		{Target{JobID: "nope"}, structs.ErrNotFound},
+		{Target{Model: "nope"}, api.ErrNotFound},
+		{Target{SweepID: "nope"}, api.ErrNotFound},
+		{Target{JobID: "nope"}, api.ErrNotFound},
 	} {
-		if _, err := Resolve(ctx, api, tc.target); !errors.Is(err, tc.want) {
+		if _, err := Resolve(ctx, ac, tc.target); !errors.Is(err, tc.want) {
 			t.Errorf("Resolve(%s): %v, want %v", tc.target, err, tc.want)
 		}
 	}
@@ -217,7 +216,7 @@ func TestFollowUnreachableLogged(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Follow(ctx, s.Server, FollowConfig{
-			API: client.New(dead), Peers: []string{"http://" + dead}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
+			API: api.New(dead), Peers: []string{"http://" + dead}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
 			Interval: 50 * time.Millisecond, AskTimeout: 300 * time.Millisecond, Threads: 1, MaxBatch: 1,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		})

@@ -14,9 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/membership"
 )
@@ -83,7 +82,7 @@ type AgentConfig struct {
 type Agent struct {
 	cfg    AgentConfig
 	log    *slog.Logger
-	api    *client.Client
+	api    *api.Client
 	blobs  *artifact.Client
 	runner *Runner
 	// member is the worker's gossip membership (nil without
@@ -136,7 +135,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("worker", cfg.ID),
 		addr:  cfg.Addr,
-		api:   client.New(cfg.Coordinators...),
+		api:   api.New(cfg.Coordinators...),
 		blobs: artifact.NewClient(artifact.ClientConfig{}),
 
 		withdrawn: make(chan struct{}),
@@ -276,12 +275,12 @@ func (a *Agent) register(ctx context.Context) error {
 
 // registration is the worker's registration: its capacity, none once it
 // is leaving.
-func (a *Agent) registration() structs.RegisterWorkerBody {
-	meta := structs.WorkerMeta{Cores: a.cfg.Cores, GPUs: a.cfg.GPUs, Spot: a.cfg.Spot, Zone: a.cfg.Zone, Version: a.cfg.Version}
+func (a *Agent) registration() api.RegisterWorkerBody {
+	meta := api.WorkerMeta{Cores: a.cfg.Cores, GPUs: a.cfg.GPUs, Spot: a.cfg.Spot, Zone: a.cfg.Zone, Version: a.cfg.Version}
 	if a.leaving.Load() {
 		meta.Cores, meta.GPUs = 0, 0
 	}
-	return structs.RegisterWorkerBody{ID: a.cfg.ID, Addr: a.addr, Meta: meta}
+	return api.RegisterWorkerBody{ID: a.cfg.ID, Addr: a.addr, Meta: meta}
 }
 
 // withdrawTimeout bounds the registration that withdraws the worker's
@@ -373,7 +372,7 @@ func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen 
 		if err != nil {
 			continue
 		}
-		if k.attempt <= len(j.Attempts) && j.Attempts[k.attempt-1].State != structs.AttemptRunning {
+		if k.attempt <= len(j.Attempts) && j.Attempts[k.attempt-1].State != api.AttemptRunning {
 			a.log.Info("attempt ended by the coordinators; stopping it", "job", k.job, "attempt", k.attempt, "state", j.Attempts[k.attempt-1].State)
 			r.dropped.Store(true)
 			r.cancel()
@@ -382,11 +381,11 @@ func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen 
 }
 
 // execute runs one assigned rank and reports its outcome.
-func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *activeRun) {
+func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeRun) {
 	log := a.log.With("job", wa.JobID, "attempt", wa.Attempt, "rank", wa.Rank)
 	// The outcome is reported even after the stop notice, until the end
 	// of the grace period (a.handback); otherwise within Grace.
-	report := func(body structs.AttemptReportBody) {
+	report := func(body api.AttemptReportBody) {
 		body.WorkerID = a.cfg.ID
 		parent := context.WithoutCancel(ctx)
 		if ctx.Err() != nil && !r.dropped.Load() {
@@ -395,7 +394,7 @@ func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *act
 		}
 		rctx, cancel := context.WithTimeout(parent, a.cfg.Grace)
 		defer cancel()
-		if _, err := a.api.ReportAttempt(rctx, wa.JobID, wa.Attempt, body); errors.Is(err, structs.ErrConflict) {
+		if _, err := a.api.ReportAttempt(rctx, wa.JobID, wa.Attempt, body); errors.Is(err, api.ErrConflict) {
 			// The coordinators ended the attempt first (the job was
 			// cancelled, or a sweep stopped its trial, while the run
 			// finished): their outcome stands.
@@ -404,8 +403,8 @@ func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *act
 			log.Warn("attempt report failed", "state", body.State, "err", err)
 		}
 	}
-	if _, err := a.api.ReportAttempt(ctx, wa.JobID, wa.Attempt, structs.AttemptReportBody{WorkerID: a.cfg.ID, State: structs.AttemptRunning}); err != nil {
-		if errors.Is(err, structs.ErrConflict) {
+	if _, err := a.api.ReportAttempt(ctx, wa.JobID, wa.Attempt, api.AttemptReportBody{WorkerID: a.cfg.ID, State: api.AttemptRunning}); err != nil {
+		if errors.Is(err, api.ErrConflict) {
 			log.Info("attempt already ended; not running it", "err", err)
 			return
 		}
@@ -421,9 +420,9 @@ func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *act
 			switch {
 			case r.dropped.Load():
 			case ctx.Err() != nil:
-				report(structs.AttemptReportBody{State: structs.AttemptPreempted})
+				report(api.AttemptReportBody{State: api.AttemptPreempted})
 			default:
-				report(structs.AttemptReportBody{State: structs.AttemptFailed, Error: "fetch checkpoint: " + err.Error()})
+				report(api.AttemptReportBody{State: api.AttemptFailed, Error: "fetch checkpoint: " + err.Error()})
 			}
 			return
 		}
@@ -438,14 +437,14 @@ func (a *Agent) execute(ctx context.Context, wa structs.WorkerAssignment, r *act
 	// The metrics went through the Reporter (its final batch holds the
 	// last epoch's evaluation, which stays the job's progress); the
 	// outcome carries none.
-	body := structs.AttemptReportBody{Step: out.Step}
+	body := api.AttemptReportBody{Step: out.Step}
 	switch out.Status {
 	case Succeeded:
-		body.State = structs.AttemptSucceeded
+		body.State = api.AttemptSucceeded
 	case Preempted:
-		body.State = structs.AttemptPreempted
+		body.State = api.AttemptPreempted
 	default:
-		body.State = structs.AttemptFailed
+		body.State = api.AttemptFailed
 		if out.Err != nil {
 			body.Error = out.Err.Error()
 		}
@@ -508,25 +507,25 @@ type agentReporter struct{ a *Agent }
 
 // Report implements Reporter.
 func (r *agentReporter) Report(ctx context.Context, b MetricsBatch) error {
-	var ms []structs.Metric
+	var ms []api.Metric
 	if n := len(b.Steps); n > 0 {
 		last := b.Steps[n-1]
 		var sum float64
 		for _, s := range b.Steps {
 			sum += s.Loss
 		}
-		ms = append(ms, structs.Metric{Attempt: b.Attempt, Epoch: last.Epoch, Step: last.Step, Time: last.Time.UTC(),
+		ms = append(ms, api.Metric{Attempt: b.Attempt, Epoch: last.Epoch, Step: last.Step, Time: last.Time.UTC(),
 			Values: map[string]float64{"loss": last.Loss, "mean_loss": sum / float64(n), "images_per_sec": last.ImagesPerSec}})
 	}
 	for _, e := range b.Epochs {
-		ms = append(ms, structs.Metric{Attempt: b.Attempt, Epoch: e.Epoch, Step: e.Step, Values: map[string]float64{
+		ms = append(ms, api.Metric{Attempt: b.Attempt, Epoch: e.Epoch, Step: e.Step, Values: map[string]float64{
 			"train_loss": e.TrainLoss, "val_loss": e.Val.Loss, "val_mean_iou": e.Val.MeanIoU, "val_pixel_accuracy": e.Val.PixelAccuracy,
 		}})
 	}
 	if len(ms) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(ms, func(x, y structs.Metric) int { return int(x.Step - y.Step) })
+	slices.SortStableFunc(ms, func(x, y api.Metric) int { return int(x.Step - y.Step) })
 	_, err := r.a.api.ReportMetrics(ctx, b.JobID, ms)
 	return err
 }
@@ -565,7 +564,7 @@ func (s *agentSink) Put(ctx context.Context, c Checkpoint) error {
 	if !pushed {
 		return fmt.Errorf("upload checkpoint step %d: %w", c.Step, errors.Join(errs...))
 	}
-	if _, err := s.a.api.RegisterCheckpoint(ctx, structs.RegisterCheckpointBody{
+	if _, err := s.a.api.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{
 		Digest: digest, JobID: c.JobID, Attempt: c.Attempt, Step: c.Step, Epoch: c.Epoch,
 	}); err != nil {
 		return fmt.Errorf("register checkpoint step %d: %w", c.Step, err)

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/trainer"
 )
@@ -74,19 +73,19 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() err
 }
 
 // uploadShapes uploads the test dataset to the coordinator as shapes@v1.
-func uploadShapes(t *testing.T, api *client.Client) dataset.Manifest {
+func uploadShapes(t *testing.T, ac *api.Client) dataset.Manifest {
 	t.Helper()
 	st, man := shapesStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	v, err := api.UploadDataset(ctx, "shapes", st.DataPath(man.ID))
+	v, err := ac.UploadDataset(ctx, "shapes", st.DataPath(man.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.ID != man.ID || v.Seq != 1 || v.Blob == "" {
 		t.Fatalf("uploaded version %+v, want id %s seq 1 with a blob", v, man.ID)
 	}
-	again, err := api.UploadDataset(ctx, "shapes", st.DataPath(man.ID))
+	again, err := ac.UploadDataset(ctx, "shapes", st.DataPath(man.ID))
 	if err != nil || again.ID != v.ID || again.Seq != 1 {
 		t.Fatalf("second upload: %+v, %v", again, err)
 	}
@@ -162,25 +161,25 @@ func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook f
 	return ta
 }
 
-func submit(t *testing.T, api *client.Client, epochs int) *structs.Job {
+func submit(t *testing.T, ac *api.Client, epochs int) *api.Job {
 	t.Helper()
 	spec := testSpec()
 	spec.Hyperparameters.Epochs = epochs
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	j, err := api.SubmitJob(ctx, "req-"+t.Name(), spec)
+	j, err := ac.SubmitJob(ctx, "req-"+t.Name(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return j
 }
 
-func waitJob(t *testing.T, api *client.Client, id string, want structs.JobState) *structs.Job {
+func waitJob(t *testing.T, ac *api.Client, id string, want api.JobState) *api.Job {
 	t.Helper()
-	var j *structs.Job
+	var j *api.Job
 	waitUntil(t, 60*time.Second, "job "+id+" "+string(want), func() error {
 		var err error
-		if j, err = api.Job(context.Background(), id); err != nil {
+		if j, err = ac.Job(context.Background(), id); err != nil {
 			return err
 		}
 		if j.State != want {
@@ -199,22 +198,22 @@ func waitJob(t *testing.T, api *client.Client, id string, want structs.JobState)
 // checkpoints whose blobs land in the coordinator's artifact store.
 func TestAgentRunsJob(t *testing.T) {
 	srv := startCoordinator(t)
-	api := client.New(srv.HTTPAddr())
-	man := uploadShapes(t, api)
+	ac := api.New(srv.HTTPAddr())
+	man := uploadShapes(t, ac)
 	startAgent(t, "w1", srv, nil)
-	j := submit(t, api, 1)
+	j := submit(t, ac, 1)
 	if j.DatasetVersionID != man.ID {
 		t.Fatalf("job dataset version %s, want %s", j.DatasetVersionID, man.ID)
 	}
-	j = waitJob(t, api, j.ID, structs.JobSucceeded)
-	if len(j.Attempts) != 1 || j.Attempts[0].Nodes[0] != "w1" || j.Attempts[0].State != structs.AttemptSucceeded {
+	j = waitJob(t, ac, j.ID, api.JobSucceeded)
+	if len(j.Attempts) != 1 || j.Attempts[0].Nodes[0] != "w1" || j.Attempts[0].State != api.AttemptSucceeded {
 		t.Errorf("attempts %+v", j.Attempts)
 	}
 	if j.Progress.Step != testStepsEpoch || j.Progress.Metrics["val_mean_iou"] <= 0 {
 		t.Errorf("progress %+v, want step %d with val_mean_iou", j.Progress, testStepsEpoch)
 	}
 	ctx := context.Background()
-	ms, err := api.JobMetrics(ctx, j.ID)
+	ms, err := ac.JobMetrics(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +226,7 @@ func TestAgentRunsJob(t *testing.T) {
 	if epochReports < 1 {
 		t.Errorf("metrics %+v: no epoch report", ms)
 	}
-	cps, err := api.Checkpoints(ctx, j.ID)
+	cps, err := ac.Checkpoints(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +250,8 @@ func TestAgentRunsJob(t *testing.T) {
 // checkpoint, continuing at the next step, and finishes it.
 func TestAgentPreemptResume(t *testing.T) {
 	srv := startCoordinator(t)
-	api := client.New(srv.HTTPAddr())
-	uploadShapes(t, api)
+	ac := api.New(srv.HTTPAddr())
+	uploadShapes(t, ac)
 
 	const stopAt = 3
 	reached := make(chan struct{})
@@ -264,7 +263,7 @@ func TestAgentPreemptResume(t *testing.T) {
 			<-release // hold the trainer at step 3 until the notice
 		}
 	})
-	j := submit(t, api, 2)
+	j := submit(t, ac, 2)
 	select {
 	case <-reached:
 	case <-time.After(60 * time.Second):
@@ -273,26 +272,26 @@ func TestAgentPreemptResume(t *testing.T) {
 	go func() {
 		// The notice cancels the run's context before the trainer takes
 		// another step; release the hook once the agent is stopping.
-		waitWithdrawn(t, api)
+		waitWithdrawn(t, ac)
 		close(release)
 	}()
 	a.stop()
 
-	j = waitJob(t, api, j.ID, structs.JobPending)
-	if len(j.Attempts) != 1 || j.Attempts[0].State != structs.AttemptPreempted {
+	j = waitJob(t, ac, j.ID, api.JobPending)
+	if len(j.Attempts) != 1 || j.Attempts[0].State != api.AttemptPreempted {
 		t.Fatalf("after the notice: attempts %+v", j.Attempts)
 	}
 	if j.Restarts != 0 {
 		t.Errorf("a preemption counted as a restart: %d", j.Restarts)
 	}
-	cp := latestCheckpoint(t, api, j)
+	cp := latestCheckpoint(t, ac, j)
 	if cp.Step != stopAt {
 		t.Errorf("preempted at step %d, latest checkpoint step %d", stopAt, cp.Step)
 	}
 
 	var first atomic.Int64
 	startAgent(t, "w2", srv, func(p trainer.Progress) { first.CompareAndSwap(0, p.Step) })
-	j = waitJob(t, api, j.ID, structs.JobSucceeded)
+	j = waitJob(t, ac, j.ID, api.JobSucceeded)
 	if len(j.Attempts) != 2 || j.Attempts[1].Nodes[0] != "w2" || j.Attempts[1].ResumeFrom != cp.Digest {
 		t.Errorf("attempts %+v, want a second one on w2 resuming from %s", j.Attempts, cp.Digest)
 	}
@@ -306,10 +305,10 @@ func TestAgentPreemptResume(t *testing.T) {
 
 // waitWithdrawn waits until worker w1 advertises no capacity (its stop
 // notice was taken).
-func waitWithdrawn(t *testing.T, api *client.Client) {
+func waitWithdrawn(t *testing.T, ac *api.Client) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		ws, err := api.Workers(context.Background())
+		ws, err := ac.Workers(context.Background())
 		if err == nil {
 			for _, w := range ws {
 				if w.ID == "w1" && w.Meta.Cores == 0 {
@@ -322,9 +321,9 @@ func waitWithdrawn(t *testing.T, api *client.Client) {
 	t.Errorf("worker w1 never withdrew its capacity")
 }
 
-func latestCheckpoint(t *testing.T, api *client.Client, j *structs.Job) *structs.Checkpoint {
+func latestCheckpoint(t *testing.T, ac *api.Client, j *api.Job) *api.Checkpoint {
 	t.Helper()
-	cps, err := api.Checkpoints(context.Background(), j.ID)
+	cps, err := ac.Checkpoints(context.Background(), j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,8 +340,8 @@ func latestCheckpoint(t *testing.T, api *client.Client, j *structs.Job) *structs
 // the agent at its next poll, without an outcome report.
 func TestAgentJobCancelled(t *testing.T) {
 	srv := startCoordinator(t)
-	api := client.New(srv.HTTPAddr())
-	uploadShapes(t, api)
+	ac := api.New(srv.HTTPAddr())
+	uploadShapes(t, ac)
 
 	runs := &runContexts{ctxs: make(chan context.Context, 1)}
 	reached := make(chan struct{})
@@ -361,13 +360,13 @@ func TestAgentJobCancelled(t *testing.T) {
 			}
 		}
 	}, runs)
-	j := submit(t, api, 2)
+	j := submit(t, ac, 2)
 	select {
 	case <-reached:
 	case <-time.After(60 * time.Second):
 		t.Fatal("the agent did not reach step 2")
 	}
-	if _, err := api.CancelJob(context.Background(), j.ID); err != nil {
+	if _, err := ac.CancelJob(context.Background(), j.ID); err != nil {
 		t.Fatal(err)
 	}
 	attemptDir := filepath.Join(dir, "runs", j.ID, "attempt-1")
@@ -380,11 +379,11 @@ func TestAgentJobCancelled(t *testing.T) {
 	if got := lastStep.Load(); got >= testSteps {
 		t.Errorf("the cancelled run went on to step %d", got)
 	}
-	j, err := api.Job(context.Background(), j.ID)
+	j, err := ac.Job(context.Background(), j.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.State != structs.JobCancelled || j.Attempts[0].State != structs.AttemptCancelled {
+	if j.State != api.JobCancelled || j.Attempts[0].State != api.AttemptCancelled {
 		t.Errorf("job %s, attempt %s; want both cancelled", j.State, j.Attempts[0].State)
 	}
 }

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/membership"
 )
 
@@ -119,13 +118,13 @@ func (o *observer) gossipShows(id, addr string) func() error {
 }
 
 // workerIs checks the worker's status in the coordinator's state.
-func workerIs(srv *coordinator.Server, id string, want structs.WorkerStatus) func() error {
+func workerIs(srv *coordinator.Server, id string, want api.WorkerStatus) func() error {
 	return func() error {
 		w, err := srv.State().Worker(id)
 		if err != nil {
 			return err
 		}
-		if w.Status != want {
+		if string(w.Status) != string(want) {
 			return fmt.Errorf("worker %s is %s, want %s", id, w.Status, want)
 		}
 		return nil
@@ -146,19 +145,19 @@ func withGossip(srv *coordinator.Server) func(*AgentConfig) {
 // capacity, at its gossip address, and gossip shows it.
 func registered(t *testing.T, srv *coordinator.Server, o *observer, ta *testAgent, id string) {
 	t.Helper()
-	api := client.New(srv.HTTPAddr())
+	ac := api.New(srv.HTTPAddr())
 	var addr string
 	waitUntil(t, 20*time.Second, id+" registered", func() error {
 		if addr = ta.agent.GossipAddr(); addr == "" {
 			return fmt.Errorf("%s has no gossip address yet", id)
 		}
-		ws, err := api.Workers(context.Background())
+		ws, err := ac.Workers(context.Background())
 		if err != nil {
 			return err
 		}
 		for _, w := range ws {
 			if w.ID == id {
-				if w.Status != structs.WorkerAlive || w.Meta.Cores != 2 || w.Meta.Version != "test" || w.Addr != addr {
+				if w.Status != api.WorkerAlive || w.Meta.Cores != 2 || w.Meta.Version != "test" || w.Addr != addr {
 					return fmt.Errorf("worker %+v (want alive, 2 cores, version test, at %s)", w, addr)
 				}
 				return nil
@@ -182,7 +181,7 @@ func TestAgentGossipLeave(t *testing.T) {
 
 	start := time.Now()
 	ta.stop()
-	waitUntil(t, 20*time.Second, "w1 left", workerIs(srv, "w1", structs.WorkerLeft))
+	waitUntil(t, 20*time.Second, "w1 left", workerIs(srv, "w1", api.WorkerLeft))
 	if took := time.Since(start); took > lease/4 {
 		t.Errorf("the leave took %v to show with a %v lease", took, lease)
 	}
@@ -257,10 +256,10 @@ func TestAgentGossipDeath(t *testing.T) {
 	failed := time.Since(killed)
 	// Gossip declared the failure; the lease, renewed until the
 	// coordinator's own gossip declared it, still runs.
-	if err := workerIs(srv, "w2", structs.WorkerAlive)(); err != nil && failed < lease-heartbeat {
+	if err := workerIs(srv, "w2", api.WorkerAlive)(); err != nil && failed < lease-heartbeat {
 		t.Fatalf("%v after the kill, when gossip saw the failure: %v", failed, err)
 	}
-	waitUntil(t, 30*time.Second, "w2 dead", workerIs(srv, "w2", structs.WorkerDead))
+	waitUntil(t, 30*time.Second, "w2 dead", workerIs(srv, "w2", api.WorkerDead))
 	dead := time.Since(killed)
 	if dead < lease-heartbeat {
 		t.Errorf("w2 marked dead %v after the kill, before its %v lease could run out", dead, lease)

@@ -12,9 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // This file holds what every command that talks to a cluster shares (the
@@ -42,7 +41,7 @@ func clusterFlags() []cli.Flag {
 		&cli.DurationFlag{
 			Name:  flagTimeout,
 			Usage: "keep retrying unreachable coordinators or a leaderless cluster for this `DURATION`",
-			Value: client.DefaultConfig().RetryTimeout,
+			Value: api.DefaultConfig().RetryTimeout,
 		},
 	}
 }
@@ -140,7 +139,7 @@ func splitHostPort(a string) (host string, port int, err error) {
 
 // clusterSetup is the start of every command that asks the cluster and
 // prints the answer: its printer (-o) and a client of --coordinator.
-func clusterSetup(c *cli.Context) (*printer, *client.Client, error) {
+func clusterSetup(c *cli.Context) (*printer, *api.Client, error) {
 	p, err := newPrinter(c)
 	if err != nil {
 		return nil, nil, err
@@ -168,7 +167,7 @@ func stateFlag[S ~string](c *cli.Context, cmd string, states []S) (S, error) {
 
 // newClusterClient returns a client of the --coordinator addresses that
 // retries for --timeout.
-func newClusterClient(c *cli.Context) (*client.Client, error) {
+func newClusterClient(c *cli.Context) (*api.Client, error) {
 	addrs, err := coordinatorAddrs(c)
 	if err != nil {
 		return nil, err
@@ -176,9 +175,9 @@ func newClusterClient(c *cli.Context) (*client.Client, error) {
 	if d := c.Duration(flagTimeout); d < 0 {
 		return nil, fmt.Errorf("--timeout %v: must not be negative", d)
 	}
-	cfg := client.DefaultConfig(addrs...)
+	cfg := api.DefaultConfig(addrs...)
 	cfg.RetryTimeout = c.Duration(flagTimeout)
-	return client.NewWithConfig(cfg), nil
+	return api.NewWithConfig(cfg), nil
 }
 
 // clusterError turns an error of the coordinator client into one that says
@@ -189,15 +188,15 @@ func clusterError(c *cli.Context, err error, what, hint string) error {
 	if err == nil {
 		return nil
 	}
-	var apiErr *client.APIError
+	var apiErr *api.APIError
 	switch {
-	case errors.Is(err, structs.ErrNotFound) && what != "":
+	case errors.Is(err, api.ErrNotFound) && what != "":
 		msg := fmt.Sprintf("no %s in the cluster at %s", what, c.String(flagCoordinator))
 		if hint != "" {
 			msg += " (" + hint + ")"
 		}
 		return errors.New(msg)
-	case errors.Is(err, structs.ErrNoLeader), errors.Is(err, structs.ErrNotLeader):
+	case errors.Is(err, api.ErrNoLeader), errors.Is(err, api.ErrNotLeader):
 		return fmt.Errorf("the cluster at %s has no leader (an election is running, or a majority of coordinators is down); try again, or check `trainctl cluster status`: %w",
 			c.String(flagCoordinator), err)
 	case errors.As(err, &apiErr):
@@ -277,7 +276,7 @@ func clusterStatusCommand() *cli.Command {
 	}
 }
 
-func countVoters(vs []structs.VoterInfo) int {
+func countVoters(vs []api.VoterInfo) int {
 	n := 0
 	for _, v := range vs {
 		if v.Suffrage == "Voter" {

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -87,7 +86,7 @@ func startTestCoordinator(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.New(srv.HTTPAddr()).RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "shapes", ID: man.ID, Manifest: raw}); err != nil {
+	if _, err := api.New(srv.HTTPAddr()).RegisterDataset(ctx, api.RegisterDatasetBody{Name: "shapes", ID: man.ID, Manifest: raw}); err != nil {
 		t.Fatalf("register dataset: %v", err)
 	}
 	t.Setenv("TRAINCTL_COORDINATOR", srv.HTTPAddr())
@@ -151,9 +150,9 @@ priority: 70
 
 var jobIDRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
-func listJobs(t *testing.T, args ...string) []structs.Job {
+func listJobs(t *testing.T, args ...string) []api.Job {
 	t.Helper()
-	var jobs []structs.Job
+	var jobs []api.Job
 	out := mustCtl(t, append([]string{"-o", "json", "jobs", "ls"}, args...)...)
 	if err := json.Unmarshal([]byte(out), &jobs); err != nil {
 		t.Fatalf("jobs ls -o json: %v\n%s", err, out)
@@ -197,7 +196,7 @@ func TestSubmitAndJobsCommands(t *testing.T) {
 		t.Fatalf("%d jobs after invalid submissions, want 2", len(jobs))
 	}
 	// -o json gives the job.
-	var j structs.Job
+	var j api.Job
 	out = mustCtl(t, "-o", "json", "submit", "-f", spec, "--request-id", "nightly-1")
 	if err := json.Unmarshal([]byte(out), &j); err != nil || j.ID != id2 || j.Spec.Priority != 70 {
 		t.Fatalf("submit -o json: %v %+v\n%s", err, j, out)
@@ -227,7 +226,7 @@ func TestSubmitAndJobsCommands(t *testing.T) {
 		}
 	}
 	out = mustCtl(t, "-o", "json", "jobs", "get", id2)
-	if err := json.Unmarshal([]byte(out), &j); err != nil || j.ID != id2 || j.State != structs.JobPending {
+	if err := json.Unmarshal([]byte(out), &j); err != nil || j.ID != id2 || j.State != api.JobPending {
 		t.Fatalf("jobs get -o json: %v %+v\n%s", err, j, out)
 	}
 	wantErr(t, []string{"jobs", "get", "0123456789abcdef"}, `no job "0123456789abcdef" in the cluster at `+addr, "trainctl jobs ls")
@@ -339,8 +338,8 @@ func TestSubmitWaitAndFollowLogs(t *testing.T) {
 		t.Fatalf("interrupted submit --wait: %v", err)
 	}
 	// Under -o json, stdout gets the job as last seen (after the lines on stderr).
-	var j2 structs.Job
-	if i := strings.Index(sub2.String(), "\n{"); i < 0 || json.Unmarshal([]byte(sub2.String()[i:]), &j2) != nil || j2.ID != id2 || j2.State != structs.JobPending {
+	var j2 api.Job
+	if i := strings.Index(sub2.String(), "\n{"); i < 0 || json.Unmarshal([]byte(sub2.String()[i:]), &j2) != nil || j2.ID != id2 || j2.State != api.JobPending {
 		t.Fatalf("interrupted -o json submit --wait: job %+v in\n%s", j2, sub2.String())
 	}
 	if err := waitDone(t, logs2Done, "interrupted jobs logs -f"); err != nil {
@@ -376,7 +375,7 @@ func TestClusterStatusAndWorkers(t *testing.T) {
 			t.Fatalf("cluster status lacks %q:\n%s", want, out)
 		}
 	}
-	var st structs.ClusterStatus
+	var st api.ClusterStatus
 	out = mustCtl(t, "-o", "json", "cluster", "status", "--coordinator", "http://"+addr)
 	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Voters) != 1 || st.LeaderID != "c1" || !st.Voters[0].Leader || st.Term == 0 || st.AppliedIndex == 0 {
 		t.Fatalf("cluster status -o json: %v %+v\n%s", err, st, out)
@@ -456,7 +455,7 @@ func TestCoordinatorCommand(t *testing.T) {
 		go func() { done <- app.RunContext(ctx, append(append([]string{"trainctl"}, base...), extra...)) }()
 		addr := waitOutput(t, out, done, httpRE, "the serving line")[1]
 		waitUntil(t, 15*time.Second, "a leader", func() error {
-			var st structs.ClusterStatus
+			var st api.ClusterStatus
 			stdout, _, err := ctl(t, "-o", "json", "cluster", "status", "--coordinator", addr, "--timeout", "0")
 			if err != nil {
 				return err
@@ -488,14 +487,14 @@ func TestJobFormatting(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	spec := jobspec.Defaults()
 	spec.Name, spec.Dataset = "unet", "shapes@v1"
-	pending := &structs.Job{ID: "j1", Spec: spec, State: structs.JobPending, SubmitTime: t0}
-	running := &structs.Job{ID: "j1", Spec: spec, State: structs.JobRunning, SubmitTime: t0,
-		Attempts: []structs.Attempt{
-			{Number: 1, Nodes: []string{"w1"}, State: structs.AttemptFailed, FailedNode: "w1", Error: "oom", StartTime: t0.Add(time.Second), EndTime: t0.Add(2 * time.Second)},
-			{Number: 2, Nodes: []string{"w2", "w3"}, ResumeFrom: "sha256:0123456789abcdef0123", State: structs.AttemptRunning, StartTime: t0.Add(3 * time.Second)},
+	pending := &api.Job{ID: "j1", Spec: spec, State: api.JobPending, SubmitTime: t0}
+	running := &api.Job{ID: "j1", Spec: spec, State: api.JobRunning, SubmitTime: t0,
+		Attempts: []api.Attempt{
+			{Number: 1, Nodes: []string{"w1"}, State: api.AttemptFailed, FailedNode: "w1", Error: "oom", StartTime: t0.Add(time.Second), EndTime: t0.Add(2 * time.Second)},
+			{Number: 2, Nodes: []string{"w2", "w3"}, ResumeFrom: "sha256:0123456789abcdef0123", State: api.AttemptRunning, StartTime: t0.Add(3 * time.Second)},
 		},
 		Restarts: 1, ExcludedNodes: []string{"w1"},
-		Progress:         structs.Progress{Epoch: 2, Step: 40, Metrics: map[string]float64{"loss": 0.25, "miou": 0.5}},
+		Progress:         api.Progress{Epoch: 2, Step: 40, Metrics: map[string]float64{"loss": 0.25, "miou": 0.5}},
 		LatestCheckpoint: "sha256:fedcba9876543210fedc",
 	}
 	got := strings.Join(jobChanges(pending, running), "\n")
@@ -513,9 +512,9 @@ func TestJobFormatting(t *testing.T) {
 	}
 
 	ended := running.Copy()
-	ended.State, ended.Error, ended.ModifyTime = structs.JobFailed, "out of restarts", t0.Add(9*time.Second)
-	ended.Attempts[1].State, ended.Attempts[1].EndTime = structs.AttemptFailed, t0.Add(8*time.Second)
-	ms := []structs.Metric{{JobID: "j1", Attempt: 2, Epoch: 1, Step: 20, Values: map[string]float64{"loss": 0.5}, Time: t0.Add(5 * time.Second)}}
+	ended.State, ended.Error, ended.ModifyTime = api.JobFailed, "out of restarts", t0.Add(9*time.Second)
+	ended.Attempts[1].State, ended.Attempts[1].EndTime = api.AttemptFailed, t0.Add(8*time.Second)
+	ms := []api.Metric{{JobID: "j1", Attempt: 2, Epoch: 1, Step: 20, Values: map[string]float64{"loss": 0.5}, Time: t0.Add(5 * time.Second)}}
 	var lines []string
 	for _, l := range jobLogLines(ended, ms) {
 		lines = append(lines, l.text())
@@ -532,7 +531,7 @@ func TestJobFormatting(t *testing.T) {
 	}
 
 	var b bytes.Buffer
-	ck := &structs.Checkpoint{Digest: running.LatestCheckpoint, Attempt: 2, Epoch: 2, Step: 40, Size: 2048, Time: t0}
+	ck := &api.Checkpoint{Digest: running.LatestCheckpoint, Attempt: 2, Epoch: 2, Step: 40, Size: 2048, Time: t0}
 	if err := writeJob(&b, jobDetail{Job: ended, Checkpoint: ck}); err != nil {
 		t.Fatal(err)
 	}

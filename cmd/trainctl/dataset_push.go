@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/dataset"
 
 	"github.com/urfave/cli/v2"
@@ -60,7 +59,7 @@ func datasetPushCommand() *cli.Command {
 }
 
 // pushVersion uploads local version m to the cluster at --coordinator.
-func pushVersion(c *cli.Context, st *dataset.Store, m dataset.Manifest) (*structs.DatasetVersion, error) {
+func pushVersion(c *cli.Context, st *dataset.Store, m dataset.Manifest) (*api.DatasetVersion, error) {
 	api, err := newClusterClient(c)
 	if err != nil {
 		return nil, err
@@ -85,7 +84,7 @@ func uploadFlags() []cli.Flag {
 		&cli.DurationFlag{
 			Name:  flagTimeout,
 			Usage: "with --coordinator: keep retrying unreachable coordinators for this `DURATION`",
-			Value: client.DefaultConfig().RetryTimeout,
+			Value: api.DefaultConfig().RetryTimeout,
 		},
 	}
 }

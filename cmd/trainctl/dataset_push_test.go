@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trainctl/trainctl/coordinator/client"
+	"github.com/trainctl/trainctl/api"
 )
 
 // TestGenPushesWhenCoordinatorSet checks the issue's "dataset commands
@@ -24,7 +24,7 @@ func TestGenPushesWhenCoordinatorSet(t *testing.T) {
 		t.Fatalf("gen --coordinator output lacks the push line:\n%s", out)
 	}
 
-	vs, err := client.New(addr).Datasets(context.Background(), "")
+	vs, err := api.New(addr).Datasets(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

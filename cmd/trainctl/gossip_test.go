@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // TestGossipFlags checks the validation of the gossip flags of the
@@ -91,15 +90,15 @@ func TestGossipCommands(t *testing.T) {
 		wdone <- wapp.RunContext(wctx, []string{"trainctl", "--data-dir", dataDir, "worker", "--id", "gw1", "--cores", "2", "--coordinator", httpAddr,
 			"--gossip-addr", "127.0.0.1:0", "--gossip-join", gossipAddr})
 	}()
-	api := client.New(httpAddr)
+	ac := api.New(httpAddr)
 	joined := regexp.MustCompile(`msg="joined gossip".* addr=(127\.0\.0\.1:\d+)`)
 	workerGossip := waitOutput(t, wout, wdone, joined, "the worker's gossip join")[1]
 	waitUntil(t, 20*time.Second, "gw1 registered at its gossip address", func() error {
-		ws, err := api.Workers(context.Background())
+		ws, err := ac.Workers(context.Background())
 		if err != nil {
 			return err
 		}
-		if len(ws) != 1 || ws[0].ID != "gw1" || ws[0].Status != structs.WorkerAlive || ws[0].Meta.Cores != 2 || ws[0].Addr != workerGossip {
+		if len(ws) != 1 || ws[0].ID != "gw1" || ws[0].Status != api.WorkerAlive || ws[0].Meta.Cores != 2 || ws[0].Addr != workerGossip {
 			return fmt.Errorf("workers %+v, want gw1 alive with 2 cores at %s", ws, workerGossip)
 		}
 		return nil
@@ -111,11 +110,11 @@ func TestGossipCommands(t *testing.T) {
 		t.Fatalf("worker exit: %v\n%s", err, wout.String())
 	}
 	waitUntil(t, 10*time.Second, "gw1 left", func() error {
-		ws, err := api.Workers(context.Background())
+		ws, err := ac.Workers(context.Background())
 		if err != nil {
 			return err
 		}
-		if len(ws) != 1 || ws[0].Status != structs.WorkerLeft {
+		if len(ws) != 1 || ws[0].Status != api.WorkerLeft {
 			return fmt.Errorf("workers %+v, want gw1 left", ws)
 		}
 		return nil

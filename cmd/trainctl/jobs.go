@@ -15,8 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -108,7 +107,7 @@ func runSubmit(c *cli.Context) error {
 	summary := fmt.Sprintf("job %s (%s) %s; request id %s (submitting again with --request-id %s returns this job)",
 		job.ID, job.Spec.Name, job.State, job.RequestID, job.RequestID)
 	return reportSubmitted(c, p, job.ID, job, summary, "",
-		func(j *structs.Job) (*structs.Job, error) { return waitJob(c, cl, j, poll) })
+		func(j *api.Job) (*api.Job, error) { return waitJob(c, cl, j, poll) })
 }
 
 // reportSubmitted is how submit and sweep report what they created: the
@@ -145,16 +144,16 @@ func reportSubmitted[T any](c *cli.Context, p *printer, id string, obj T, summar
 // waitJob polls a job until it ends, printing state changes and progress
 // (to stderr under -o json, whose stdout gets the job as it ended), and
 // fails unless the job succeeded. It returns the job as last seen.
-func waitJob(c *cli.Context, cl *client.Client, job *structs.Job, poll time.Duration) (*structs.Job, error) {
+func waitJob(c *cli.Context, cl *api.Client, job *api.Job, poll time.Duration) (*api.Job, error) {
 	out := c.App.Writer
 	if p, _ := newPrinter(c); p.JSON() {
 		out = c.App.ErrWriter
 	}
 	id := job.ID
 	job, err := follow(c.Context, out, poll, job,
-		func(ctx context.Context) (*structs.Job, error) { return cl.Job(ctx, id) },
+		func(ctx context.Context) (*api.Job, error) { return cl.Job(ctx, id) },
 		jobChanges,
-		func(j *structs.Job) bool { return j.State.Terminal() }, clockPrefix)
+		func(j *api.Job) bool { return j.State.Terminal() }, clockPrefix)
 	switch {
 	case c.Context.Err() != nil:
 		return job, fmt.Errorf("stopped waiting; job %s is still %s (trainctl jobs get %s; trainctl jobs cancel %s)", job.ID, job.State, job.ID, job.ID)
@@ -162,9 +161,9 @@ func waitJob(c *cli.Context, cl *client.Client, job *structs.Job, poll time.Dura
 		return job, clusterError(c, err, notFoundJob(job.ID), "")
 	}
 	switch job.State {
-	case structs.JobSucceeded:
+	case api.JobSucceeded:
 		return job, nil
-	case structs.JobFailed:
+	case api.JobFailed:
 		return job, fmt.Errorf("job %s failed after %d attempt(s): %s", job.ID, len(job.Attempts), orDash(job.Error))
 	default:
 		return job, fmt.Errorf("job %s was %s", job.ID, job.State)
@@ -173,20 +172,20 @@ func waitJob(c *cli.Context, cl *client.Client, job *structs.Job, poll time.Dura
 
 // jobChanges describes what changed from prev (nil: nothing seen yet) to
 // cur: the job's state, attempts starting and ending, and progress.
-func jobChanges(prev, cur *structs.Job) []string {
+func jobChanges(prev, cur *api.Job) []string {
 	var out []string
 	if prev == nil || prev.State != cur.State {
 		out = append(out, fmt.Sprintf("job %s %s", cur.ID, cur.State))
 	}
 	for i, a := range cur.Attempts {
-		var pa *structs.Attempt
+		var pa *api.Attempt
 		if prev != nil && i < len(prev.Attempts) {
 			pa = &prev.Attempts[i]
 		}
 		if pa == nil {
 			out = append(out, attemptStartLine(a))
 		}
-		if a.State != structs.AttemptRunning && (pa == nil || pa.State != a.State) {
+		if a.State != api.AttemptRunning && (pa == nil || pa.State != a.State) {
 			out = append(out, attemptEndLine(a))
 		}
 	}
@@ -199,7 +198,7 @@ func jobChanges(prev, cur *structs.Job) []string {
 	return out
 }
 
-func attemptStartLine(a structs.Attempt) string {
+func attemptStartLine(a api.Attempt) string {
 	s := fmt.Sprintf("attempt %d started on %s", a.Number, strings.Join(a.Nodes, ","))
 	if a.ResumeFrom != "" {
 		s += ", resuming from checkpoint " + shortDigest(a.ResumeFrom)
@@ -207,7 +206,7 @@ func attemptStartLine(a structs.Attempt) string {
 	return s
 }
 
-func attemptEndLine(a structs.Attempt) string {
+func attemptEndLine(a api.Attempt) string {
 	s := fmt.Sprintf("attempt %d %s", a.Number, a.State)
 	if a.FailedNode != "" {
 		s += " on " + a.FailedNode
@@ -219,7 +218,7 @@ func attemptEndLine(a structs.Attempt) string {
 }
 
 // progressString formats progress: "epoch 2, step 120, loss=0.31 miou=0.62".
-func progressString(p structs.Progress) string {
+func progressString(p api.Progress) string {
 	s := fmt.Sprintf("epoch %d, step %d", p.Epoch, p.Step)
 	if m := metricsString(p.Metrics); m != "" {
 		s += ", " + m
@@ -262,7 +261,7 @@ func jobsCommand() *cli.Command {
 	}
 }
 
-var jobStates = []structs.JobState{structs.JobPending, structs.JobRunning, structs.JobSucceeded, structs.JobFailed, structs.JobCancelled}
+var jobStates = []api.JobState{api.JobPending, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCancelled}
 
 func jobsLsCommand() *cli.Command {
 	return &cli.Command{
@@ -292,7 +291,7 @@ func jobsLsCommand() *cli.Command {
 				return clusterError(c, err, "", "")
 			}
 			if jobs == nil {
-				jobs = []*structs.Job{}
+				jobs = []*api.Job{}
 			}
 			rows := make([][]string, len(jobs))
 			for i, j := range jobs {
@@ -307,8 +306,8 @@ func jobsLsCommand() *cli.Command {
 
 // jobDetail is `jobs get -o json`: the job and its latest checkpoint record.
 type jobDetail struct {
-	*structs.Job
-	Checkpoint *structs.Checkpoint `json:"checkpoint,omitempty"`
+	*api.Job
+	Checkpoint *api.Checkpoint `json:"checkpoint,omitempty"`
 }
 
 func notFoundJob(id string) string { return fmt.Sprintf("job %q", id) }
@@ -454,7 +453,7 @@ func jobsCancelCommand() *cli.Command {
 			if p.JSON() {
 				return p.Value(job)
 			}
-			if ended || job.State != structs.JobCancelled {
+			if ended || job.State != api.JobCancelled {
 				_, err = fmt.Fprintf(c.App.Writer, "job %s had already ended (%s); left as it is\n", job.ID, job.State)
 			} else {
 				_, err = fmt.Fprintf(c.App.Writer, "job %s cancelled\n", job.ID)
@@ -488,12 +487,12 @@ func (l logLine) text() string {
 
 // jobLogLines returns a job's events (submitted, attempts started and
 // ended, the end of the job) and its metric reports, in time order.
-func jobLogLines(j *structs.Job, ms []structs.Metric) []logLine {
+func jobLogLines(j *api.Job, ms []api.Metric) []logLine {
 	ev := func(t time.Time, key, s string) logLine { return logLine{Time: t, Kind: "event", Event: s, key: key} }
 	out := []logLine{ev(j.SubmitTime, "submitted", fmt.Sprintf("job %s (%s) submitted", j.ID, j.Spec.Name))}
 	for _, a := range j.Attempts {
 		out = append(out, ev(a.StartTime, fmt.Sprintf("a%d-start", a.Number), attemptStartLine(a)))
-		if a.State != structs.AttemptRunning {
+		if a.State != api.AttemptRunning {
 			t := a.EndTime
 			if t.IsZero() {
 				t = a.StartTime
@@ -591,7 +590,7 @@ func runJobsLogs(c *cli.Context) error {
 
 // fetchJobLogs reads the job after its metrics, so a job seen terminal has
 // all its metrics in ms.
-func fetchJobLogs(ctx context.Context, cl *client.Client, id string) (*structs.Job, []structs.Metric, error) {
+func fetchJobLogs(ctx context.Context, cl *api.Client, id string) (*api.Job, []api.Metric, error) {
 	ms, err := cl.JobMetrics(ctx, id)
 	if err != nil {
 		return nil, nil, err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // `trainctl models ls|get|register`: the model registry, named versions of
@@ -36,7 +36,7 @@ func modelsCommand() *cli.Command {
 const modelsLsHint = "`trainctl models ls` lists the models"
 
 // modelSource says where a version came from: "sweep X", "job Y", or "-".
-func modelSource(m *structs.ModelVersion) string {
+func modelSource(m *api.ModelVersion) string {
 	var parts []string
 	if m.SweepID != "" {
 		parts = append(parts, "sweep "+m.SweepID)
@@ -48,7 +48,7 @@ func modelSource(m *structs.ModelVersion) string {
 }
 
 // modelValue formats a version's objective: "val_mean_iou=0.61", or "-".
-func modelValue(m *structs.ModelVersion) string {
+func modelValue(m *api.ModelVersion) string {
 	if m.Metric == "" {
 		return "-"
 	}
@@ -57,7 +57,7 @@ func modelValue(m *structs.ModelVersion) string {
 
 // latestModels keeps the newest version of every name, in the order the
 // names first appear.
-func latestModels(vs []*structs.ModelVersion) (latest []*structs.ModelVersion, counts map[string]int) {
+func latestModels(vs []*api.ModelVersion) (latest []*api.ModelVersion, counts map[string]int) {
 	idx := map[string]int{}
 	counts = map[string]int{}
 	for _, v := range vs {
@@ -76,7 +76,7 @@ func latestModels(vs []*structs.ModelVersion) (latest []*structs.ModelVersion, c
 }
 
 // modelsLsRows are the rows of `models ls`, one per name.
-func modelsLsRows(latest []*structs.ModelVersion, counts map[string]int) [][]string {
+func modelsLsRows(latest []*api.ModelVersion, counts map[string]int) [][]string {
 	rows := make([][]string, len(latest))
 	for i, m := range latest {
 		rows[i] = []string{m.Name, "v" + strconv.Itoa(m.Version), strconv.Itoa(counts[m.Name]), shortDigest(m.Checkpoint),
@@ -110,7 +110,7 @@ func modelsLsCommand() *cli.Command {
 			}
 			latest, counts := latestModels(vs)
 			if latest == nil {
-				latest = []*structs.ModelVersion{}
+				latest = []*api.ModelVersion{}
 			}
 			return p.Result(latest, []string{"NAME", "LATEST", "VERSIONS", "CHECKPOINT", "FROM", "VALUE", "AGE"}, modelsLsRows(latest, counts))
 		},
@@ -118,7 +118,7 @@ func modelsLsCommand() *cli.Command {
 }
 
 // modelVersionRows are the rows of `models get`, one per version.
-func modelVersionRows(vs []*structs.ModelVersion) [][]string {
+func modelVersionRows(vs []*api.ModelVersion) [][]string {
 	rows := make([][]string, len(vs))
 	for i, m := range vs {
 		rows[i] = []string{"v" + strconv.Itoa(m.Version), m.Checkpoint, modelSource(m), modelValue(m), m.CreateTime.Format(time.RFC3339)}
@@ -160,8 +160,8 @@ func modelsGetCommand() *cli.Command {
 
 // registerSource reads the one of --checkpoint, --job and --sweep given
 // and returns the request body and what it names (for a not-found error).
-func registerSource(c *cli.Context, name string) (structs.RegisterModelBody, string, error) {
-	body := structs.RegisterModelBody{Name: name}
+func registerSource(c *cli.Context, name string) (api.RegisterModelBody, string, error) {
+	body := api.RegisterModelBody{Name: name}
 	var set []string
 	var what string
 	for _, f := range []string{"checkpoint", "job", "sweep"} {
@@ -240,7 +240,7 @@ func modelsRegisterCommand() *cli.Command {
 
 // writeRegistered prints the version a registration created or, when
 // created is false, the latest version that already had the checkpoint.
-func writeRegistered(w io.Writer, m *structs.ModelVersion, created bool) error {
+func writeRegistered(w io.Writer, m *api.ModelVersion, created bool) error {
 	what := "checkpoint " + m.Checkpoint
 	if src := modelSource(m); src != "-" {
 		what += " (from " + src + ")"

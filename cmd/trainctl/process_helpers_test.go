@@ -24,8 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 var (
@@ -274,14 +273,14 @@ func childEnv() []string {
 
 // client returns a client of this coordinator alone; reads answer from its
 // own state. retry bounds its retries.
-func (p *coordProc) client(retry time.Duration) *client.Client {
-	cfg := client.DefaultConfig(p.httpAddr)
+func (p *coordProc) client(retry time.Duration) *api.Client {
+	cfg := api.DefaultConfig(p.httpAddr)
 	cfg.RetryTimeout = retry
-	return client.NewWithConfig(cfg)
+	return api.NewWithConfig(cfg)
 }
 
 // status asks p for its view of the cluster, without retries.
-func (p *coordProc) status() (*structs.ClusterStatus, error) {
+func (p *coordProc) status() (*api.ClusterStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return p.client(0).Status(ctx)
@@ -289,7 +288,7 @@ func (p *coordProc) status() (*structs.ClusterStatus, error) {
 
 // jobsJSON returns p's job list and its dataset registry, the two encoded
 // together, without retries.
-func (p *coordProc) jobsJSON() ([]*structs.Job, []byte, error) {
+func (p *coordProc) jobsJSON() ([]*api.Job, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := p.client(0)
@@ -302,8 +301,8 @@ func (p *coordProc) jobsJSON() ([]*structs.Job, []byte, error) {
 		return nil, nil, err
 	}
 	b, err := json.Marshal(struct {
-		Jobs     []*structs.Job
-		Datasets []*structs.DatasetVersion
+		Jobs     []*api.Job
+		Datasets []*api.DatasetVersion
 	}{jobs, datasets})
 	return jobs, b, err
 }
@@ -385,9 +384,9 @@ func waitLeader(t *testing.T, procs []*coordProc, voters int) *coordProc {
 
 // waitSameState waits until procs hold identical job lists and have
 // applied the same index, and returns the jobs.
-func waitSameState(t *testing.T, procs []*coordProc, wantJobs int) []*structs.Job {
+func waitSameState(t *testing.T, procs []*coordProc, wantJobs int) []*api.Job {
 	t.Helper()
-	var jobs []*structs.Job
+	var jobs []*api.Job
 	procWait(t, 60*time.Second, "identical state on every server", func() error {
 		var ref []byte
 		var refIndex uint64

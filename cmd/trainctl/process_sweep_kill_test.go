@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // killSweepSpec is a small UNet sweep on uploadShapes' dataset (%s): 6
@@ -65,8 +65,8 @@ func TestProcessSweepLeaderSIGKILL(t *testing.T) {
 	procs := []*coordProc{c1, c2, c3}
 	waitLeader(t, procs, 3)
 	addrs := strings.Join([]string{c1.httpAddr, c2.httpAddr, c3.httpAddr}, ",")
-	api := retryingClient(procs...)
-	ds := uploadShapes(t, api)
+	ac := retryingClient(procs...)
+	ds := uploadShapes(t, ac)
 	startWorker(t, bin, dataDir, addrs, "w1", "--cores", "2", "--heartbeat", "250ms")
 
 	spec := filepath.Join(t.TempDir(), "sweep.yaml")
@@ -81,9 +81,9 @@ func TestProcessSweepLeaderSIGKILL(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var before *structs.Sweep
+	var before *api.Sweep
 	procWait(t, 3*time.Minute, "two results before the kill", func() error {
-		sw, err := api.Sweep(ctx, id)
+		sw, err := ac.Sweep(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func TestProcessSweepLeaderSIGKILL(t *testing.T) {
 	t.Logf("killed leader %s at %d results and %d trials", leader.id, len(before.Results), len(before.Trials))
 
 	sapi := retryingClient(survivors...)
-	var done *structs.Sweep
+	var done *api.Sweep
 	procWait(t, 4*time.Minute, "the sweep to end on the survivors", func() error {
 		sw, err := sapi.Sweep(ctx, id)
 		if err != nil {
@@ -116,7 +116,7 @@ func TestProcessSweepLeaderSIGKILL(t *testing.T) {
 		return nil
 	})
 	t.Logf("sweep %s %v after the kill: %d trials, %d results", done.State, time.Since(killed).Round(time.Millisecond), len(done.Trials), len(done.Results))
-	if done.State != structs.SweepCompleted {
+	if done.State != api.SweepCompleted {
 		t.Fatalf("sweep %s: %s", done.State, done.Error)
 	}
 	if len(done.Trials) != 6 {
@@ -140,7 +140,7 @@ func TestProcessSweepLeaderSIGKILL(t *testing.T) {
 		lastBudget[r.Trial] = r.Budget
 	}
 	for _, tr := range done.Trials {
-		if tr.State == structs.TrialFailed || tr.State == structs.TrialCancelled {
+		if tr.State == api.TrialFailed || tr.State == api.TrialCancelled {
 			t.Errorf("trial %d %s: %s", tr.Number, tr.State, tr.Error)
 		}
 	}

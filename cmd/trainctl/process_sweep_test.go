@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // processSweepSpec is a small UNet sweep: random search over lr, ASHA
@@ -185,33 +185,33 @@ func TestProcessSweepUp(t *testing.T) {
 		}
 	}
 
-	var sw structs.Sweep
+	var sw api.Sweep
 	if err := json.Unmarshal([]byte(mustBin(t, 30*time.Second, bin, dataDir, append([]string{"-o", "json", "sweeps", "get"}, append(cl, id)...)...)), &sw); err != nil {
 		t.Fatalf("sweeps get -o json: %v", err)
 	}
-	if sw.ID != id || sw.State != structs.SweepCompleted || sw.RequestID != "proc-sweep-1" {
+	if sw.ID != id || sw.State != api.SweepCompleted || sw.RequestID != "proc-sweep-1" {
 		t.Fatalf("sweep %s state %s request id %q, want %s completed proc-sweep-1 (error %q)", sw.ID, sw.State, sw.RequestID, id, sw.Error)
 	}
 	if len(sw.Trials) != 4 {
 		t.Errorf("%d trials, want max_trials 4", len(sw.Trials))
 	}
-	ran := map[structs.TrialState]int{}
+	ran := map[api.TrialState]int{}
 	for _, tr := range sw.Trials {
 		ran[tr.State]++
 		if !tr.State.Terminal() {
 			t.Errorf("trial %d is %s in a completed sweep", tr.Number, tr.State)
 		}
-		if tr.State == structs.TrialFailed || tr.State == structs.TrialCancelled {
+		if tr.State == api.TrialFailed || tr.State == api.TrialCancelled {
 			t.Errorf("trial %d %s: %s", tr.Number, tr.State, tr.Error)
 		}
 		if !tr.HasValue || tr.Budget < 1 {
 			t.Errorf("trial %d has no result (budget %d)", tr.Number, tr.Budget)
 		}
-		if tr.State == structs.TrialCompleted && tr.Budget != 3 {
+		if tr.State == api.TrialCompleted && tr.Budget != 3 {
 			t.Errorf("trial %d completed at budget %d, want budget.max 3", tr.Number, tr.Budget)
 		}
 	}
-	if ran[structs.TrialCompleted] == 0 {
+	if ran[api.TrialCompleted] == 0 {
 		t.Errorf("no trial completed: %v", ran)
 	}
 	if sw.Best == nil || !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(sw.Best.Checkpoint) {
@@ -236,7 +236,7 @@ func TestProcessSweepUp(t *testing.T) {
 	}
 
 	// The leaderboard lists every trial, best first.
-	var board []structs.Trial
+	var board []api.Trial
 	if err := json.Unmarshal([]byte(mustBin(t, 30*time.Second, bin, dataDir, append([]string{"-o", "json", "sweeps", "trials"}, append(cl, id)...)...)), &board); err != nil {
 		t.Fatalf("sweeps trials -o json: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestProcessSweepUp(t *testing.T) {
 	}
 
 	// The completed sweep registered its best as version 1 of its model.
-	var vs []structs.ModelVersion
+	var vs []api.ModelVersion
 	if err := json.Unmarshal([]byte(mustBin(t, 30*time.Second, bin, dataDir, append([]string{"-o", "json", "models", "get"}, append(cl, "proc-sweep")...)...)), &vs); err != nil {
 		t.Fatalf("models get -o json: %v", err)
 	}

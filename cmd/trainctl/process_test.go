@@ -23,15 +23,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
 // registerShapes registers the dataset shapes@v1 (a manifest, no blob) so
 // that jobs naming it can be submitted.
-func registerShapes(t *testing.T, c *client.Client) {
+func registerShapes(t *testing.T, c *api.Client) {
 	t.Helper()
 	man := genShapes(t, t.TempDir(), "shapes", 4, 16)
 	raw, err := json.Marshal(man)
@@ -40,7 +39,7 @@ func registerShapes(t *testing.T, c *client.Client) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := c.RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "shapes", ID: man.ID, Manifest: raw}); err != nil {
+	if _, err := c.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "shapes", ID: man.ID, Manifest: raw}); err != nil {
 		t.Fatalf("register dataset: %v", err)
 	}
 }
@@ -54,16 +53,16 @@ func processSpec(name string) jobspec.Spec {
 // retryingClient knows the given coordinators and retries connection
 // errors and 503s for long enough to ride out an election on a loaded
 // machine.
-func retryingClient(procs ...*coordProc) *client.Client {
+func retryingClient(procs ...*coordProc) *api.Client {
 	var addrs []string
 	for _, p := range procs {
 		addrs = append(addrs, p.httpAddr)
 	}
-	cfg := client.DefaultConfig(addrs...)
+	cfg := api.DefaultConfig(addrs...)
 	cfg.RetryTimeout = 60 * time.Second
 	cfg.MaxRetryWait = 250 * time.Millisecond
 	cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	return client.NewWithConfig(cfg)
+	return api.NewWithConfig(cfg)
 }
 
 func others(procs []*coordProc, not ...*coordProc) []*coordProc {
@@ -156,7 +155,7 @@ wait:
 	survivors := others(procs, leader)
 	newLeader := waitLeader(t, survivors, 3)
 	t.Logf("new leader %s", newLeader.id)
-	check := func(jobs []*structs.Job) {
+	check := func(jobs []*api.Job) {
 		t.Helper()
 		byReq := map[string]string{}
 		for _, j := range jobs {
@@ -217,7 +216,7 @@ func TestProcessRestartCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.RegisterDataset(ctx, structs.RegisterDatasetBody{Name: "blobbed", ID: man.ID, Manifest: raw, Blob: digest}); err != nil {
+	if _, err := c.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "blobbed", ID: man.ID, Manifest: raw, Blob: digest}); err != nil {
 		t.Fatalf("register a dataset with a blob while %s is down: %v", down.id, err)
 	}
 	for _, p := range up {
@@ -313,11 +312,11 @@ func TestProcessMinorityNoWrites(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			j, err := alone.client(2*time.Second).SubmitJob(ctx, "minority", processSpec("minority"))
-			var apiErr *client.APIError
+			var apiErr *api.APIError
 			if err == nil {
 				t.Fatalf("the minority %s acknowledged job %s", alone.id, j.ID)
 			}
-			if !errors.Is(err, structs.ErrNoLeader) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+			if !errors.Is(err, api.ErrNoLeader) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
 				t.Fatalf("write on the minority %s: %v, want 503 no_leader", alone.id, err)
 			}
 			t.Logf("minority %s refused: %v", alone.id, err)

@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/jobspec"
 )
@@ -41,7 +40,7 @@ const (
 // and w2, with one core each, and a small dataset version uploaded.
 type workerCluster struct {
 	coord   *coordProc
-	api     *client.Client // retrying, for writes
+	ac      *api.Client // retrying, for writes
 	workers []*workerProc
 	dataset string // NAME@vN of the uploaded version
 }
@@ -55,8 +54,8 @@ func startWorkerCluster(tb testing.TB) *workerCluster {
 	dataDir := tb.TempDir()
 	coord := startCoord(tb, bin, dataDir, "c1", "--bootstrap",
 		"--worker-lease", workerLease.String(), "--scheduler-interval", "200ms")
-	wc := &workerCluster{coord: coord, api: retryingClient(coord)}
-	wc.dataset = uploadShapes(tb, wc.api)
+	wc := &workerCluster{coord: coord, ac: retryingClient(coord)}
+	wc.dataset = uploadShapes(tb, wc.ac)
 	for _, id := range []string{"w1", "w2"} {
 		wc.workers = append(wc.workers, startWorker(tb, bin, dataDir, coord.httpAddr, id,
 			"--cores", "1", "--grace", workerGrace.String(), "--heartbeat", "250ms"))
@@ -70,7 +69,7 @@ func startWorkerCluster(tb testing.TB) *workerCluster {
 		}
 		alive := 0
 		for _, w := range ws {
-			if w.Status == structs.WorkerAlive && w.Free.Cores >= 1 {
+			if w.Status == api.WorkerAlive && w.Free.Cores >= 1 {
 				alive++
 			}
 		}
@@ -116,7 +115,7 @@ func (wc *workerCluster) other(id string) string {
 // uploadShapes generates a small shapes dataset (48 examples of 32x32:
 // 38 train, 10 val) in a local store and uploads it, as `trainctl dataset
 // push` does; it returns the version's reference in the cluster.
-func uploadShapes(tb testing.TB, api *client.Client) string {
+func uploadShapes(tb testing.TB, ac *api.Client) string {
 	tb.Helper()
 	store, err := dataset.OpenStore(dataset.StoreDir(tb.TempDir()))
 	if err != nil {
@@ -131,7 +130,7 @@ func uploadShapes(tb testing.TB, api *client.Client) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	v, err := api.UploadDataset(ctx, m.Name, store.DataPath(m.ID))
+	v, err := ac.UploadDataset(ctx, m.Name, store.DataPath(m.ID))
 	if err != nil {
 		tb.Fatalf("upload dataset: %v", err)
 	}
@@ -156,7 +155,7 @@ func (wc *workerCluster) submit(tb testing.TB, rid string, spec jobspec.Spec) st
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := wc.api.SubmitJob(ctx, rid, spec)
+	j, err := wc.ac.SubmitJob(ctx, rid, spec)
 	if err != nil {
 		tb.Fatalf("submit %s: %v", rid, err)
 	}
@@ -165,9 +164,9 @@ func (wc *workerCluster) submit(tb testing.TB, rid string, spec jobspec.Spec) st
 
 // jobView is what the coordinator says about a job at one moment.
 type jobView struct {
-	job         *structs.Job
-	checkpoints []*structs.Checkpoint
-	metrics     []structs.Metric
+	job         *api.Job
+	checkpoints []*api.Checkpoint
+	metrics     []api.Metric
 }
 
 // view reads a job, and with full its checkpoints and metrics, from the
@@ -203,7 +202,7 @@ func (wc *workerCluster) waitJob(tb testing.TB, id string, timeout time.Duration
 		if v, err = wc.view(id, full); err != nil {
 			return err
 		}
-		if j := v.job; j.State == structs.JobFailed || j.State == structs.JobCancelled {
+		if j := v.job; j.State == api.JobFailed || j.State == api.JobCancelled {
 			tb.Fatalf("job %s ended %s (%s) while waiting for %s; attempts %+v", j.ID, j.State, j.Error, what, j.Attempts)
 		}
 		return cond(v)
@@ -213,9 +212,9 @@ func (wc *workerCluster) waitJob(tb testing.TB, id string, timeout time.Duration
 
 // runningOn is the worker of the job's current attempt if that attempt is
 // running, else "".
-func runningOn(j *structs.Job) (worker string, attempt int) {
+func runningOn(j *api.Job) (worker string, attempt int) {
 	a := j.CurrentAttempt()
-	if a == nil || a.State != structs.AttemptRunning || len(a.Nodes) != 1 {
+	if a == nil || a.State != api.AttemptRunning || len(a.Nodes) != 1 {
 		return "", 0
 	}
 	return a.Nodes[0], a.Number
@@ -223,8 +222,8 @@ func runningOn(j *structs.Job) (worker string, attempt int) {
 
 // latestCheckpoint is the checkpoint of the given attempt at the highest
 // step, or nil.
-func latestCheckpoint(cps []*structs.Checkpoint, attempt int) *structs.Checkpoint {
-	var best *structs.Checkpoint
+func latestCheckpoint(cps []*api.Checkpoint, attempt int) *api.Checkpoint {
+	var best *api.Checkpoint
 	for _, c := range cps {
 		if c.Attempt == attempt && (best == nil || c.Step > best.Step) {
 			best = c
@@ -235,7 +234,7 @@ func latestCheckpoint(cps []*structs.Checkpoint, attempt int) *structs.Checkpoin
 
 // attemptSteps returns the steps of the attempt's metric reports, in
 // commit order.
-func attemptSteps(ms []structs.Metric, attempt int) []int64 {
+func attemptSteps(ms []api.Metric, attempt int) []int64 {
 	var steps []int64
 	for _, m := range ms {
 		if m.Attempt == attempt {
@@ -249,7 +248,7 @@ func attemptSteps(ms []structs.Metric, attempt int) []int64 {
 // attempt 1's newest checkpoint and returns that checkpoint: attempt 2's
 // ResumeFrom is its digest, it is at step >= minStep, and every metric
 // attempt 2 reported is past it.
-func checkResumed(tb testing.TB, v *jobView, minStep int64) *structs.Checkpoint {
+func checkResumed(tb testing.TB, v *jobView, minStep int64) *api.Checkpoint {
 	tb.Helper()
 	j := v.job
 	if len(j.Attempts) != 2 {
@@ -290,7 +289,7 @@ func sigkillRunningWorker(tb testing.TB, wc *workerCluster, rid string) killReco
 	id := wc.submit(tb, rid, workerJobSpec(rid, wc.dataset))
 
 	var victim string
-	var before *structs.Checkpoint
+	var before *api.Checkpoint
 	wc.waitJob(tb, id, 90*time.Second, fmt.Sprintf("job %s running with a checkpoint at step >= %d", id, minResumeStep), true, func(v *jobView) error {
 		w, n := runningOn(v.job)
 		if n != 1 {
@@ -316,7 +315,7 @@ func sigkillRunningWorker(tb testing.TB, wc *workerCluster, rid string) killReco
 		return nil
 	})
 	wc.waitJob(tb, id, 60*time.Second, "metrics of job "+id+" from "+survivor, true, func(v *jobView) error {
-		if len(attemptSteps(v.metrics, 2)) == 0 && v.job.State != structs.JobSucceeded {
+		if len(attemptSteps(v.metrics, 2)) == 0 && v.job.State != api.JobSucceeded {
 			return errors.New("attempt 2 has reported no metrics")
 		}
 		rec.resumed = time.Since(killedAt)
@@ -326,19 +325,19 @@ func sigkillRunningWorker(tb testing.TB, wc *workerCluster, rid string) killReco
 		id, survivor, rec.placed.Round(time.Millisecond), rec.resumed.Round(time.Millisecond), workerLease)
 
 	v := wc.waitJob(tb, id, 120*time.Second, "job "+id+" to succeed", true, func(v *jobView) error {
-		if v.job.State != structs.JobSucceeded {
+		if v.job.State != api.JobSucceeded {
 			return fmt.Errorf("job %s is %s at step %d", id, v.job.State, v.job.Progress.Step)
 		}
 		return nil
 	})
 	j := v.job
-	if a := j.Attempts[0]; a.State != structs.AttemptFailed || a.FailedNode != victim {
+	if a := j.Attempts[0]; a.State != api.AttemptFailed || a.FailedNode != victim {
 		tb.Fatalf("attempt 1 on the killed %s ended %s, failed node %q; want failed on %s", victim, a.State, a.FailedNode, victim)
 	}
 	if j.Restarts != 1 || !slices.Equal(j.ExcludedNodes, []string{victim}) {
 		tb.Fatalf("job %s: restarts %d, excluded %v; want 1 and [%s]", id, j.Restarts, j.ExcludedNodes, victim)
 	}
-	if a := j.Attempts[1]; a.State != structs.AttemptSucceeded || !slices.Equal(a.Nodes, []string{survivor}) {
+	if a := j.Attempts[1]; a.State != api.AttemptSucceeded || !slices.Equal(a.Nodes, []string{survivor}) {
 		tb.Fatalf("attempt 2: %s on %v, want succeeded on %s", a.State, a.Nodes, survivor)
 	}
 	// A checkpoint upload in flight at the kill may still have been
@@ -439,19 +438,19 @@ func TestProcessWorkerSIGTERM(t *testing.T) {
 		victim, exitAfter.Round(time.Millisecond), id, survivor, movedAfter.Round(time.Millisecond))
 
 	v = wc.waitJob(t, id, 120*time.Second, "job "+id+" to succeed", true, func(v *jobView) error {
-		if v.job.State != structs.JobSucceeded {
+		if v.job.State != api.JobSucceeded {
 			return fmt.Errorf("job %s is %s at step %d", id, v.job.State, v.job.Progress.Step)
 		}
 		return nil
 	})
 	j := v.job
-	if a := j.Attempts[0]; a.State != structs.AttemptPreempted || a.FailedNode != "" {
+	if a := j.Attempts[0]; a.State != api.AttemptPreempted || a.FailedNode != "" {
 		t.Fatalf("attempt 1 on %s ended %s (failed node %q, %s); want preempted", victim, a.State, a.FailedNode, a.Error)
 	}
 	if j.Restarts != 0 || len(j.ExcludedNodes) != 0 {
 		t.Fatalf("job %s: restarts %d, excluded %v after a preemption; want none", id, j.Restarts, j.ExcludedNodes)
 	}
-	if a := j.Attempts[1]; a.State != structs.AttemptSucceeded || !slices.Equal(a.Nodes, []string{survivor}) {
+	if a := j.Attempts[1]; a.State != api.AttemptSucceeded || !slices.Equal(a.Nodes, []string{survivor}) {
 		t.Fatalf("attempt 2: %s on %v, want succeeded on %s", a.State, a.Nodes, survivor)
 	}
 	// The stop checkpoint is at or after the last reported step: no step

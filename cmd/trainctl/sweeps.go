@@ -11,8 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/tuning"
 )
 
@@ -96,23 +95,23 @@ func runSweep(c *cli.Context) error {
 	summary := fmt.Sprintf("sweep %s (%s) %s: up to %d trial(s), %d at a time; request id %s (submitting again with --request-id %s returns this sweep)",
 		sw.ID, s.Name, sw.State, s.MaxTrials, s.MaxConcurrent, sw.RequestID, sw.RequestID)
 	return reportSubmitted(c, p, sw.ID, sw, summary, fmt.Sprintf("follow it with `trainctl sweeps get --wait %s`", sw.ID),
-		func(sw *structs.Sweep) (*structs.Sweep, error) { return waitSweep(c, cl, sw, poll) })
+		func(sw *api.Sweep) (*api.Sweep, error) { return waitSweep(c, cl, sw, poll) })
 }
 
 // waitSweep polls a sweep until it ends, printing what changed (to stderr
 // under -o json, whose stdout gets the sweep as it ended), then the
 // leaderboard and the best checkpoint; it fails unless the sweep completed.
 // It returns the sweep as last seen.
-func waitSweep(c *cli.Context, cl *client.Client, sw *structs.Sweep, poll time.Duration) (*structs.Sweep, error) {
+func waitSweep(c *cli.Context, cl *api.Client, sw *api.Sweep, poll time.Duration) (*api.Sweep, error) {
 	out := c.App.Writer
 	if p, _ := newPrinter(c); p.JSON() {
 		out = c.App.ErrWriter
 	}
 	id := sw.ID
 	sw, err := follow(c.Context, out, poll, sw,
-		func(ctx context.Context) (*structs.Sweep, error) { return cl.Sweep(ctx, id) },
+		func(ctx context.Context) (*api.Sweep, error) { return cl.Sweep(ctx, id) },
 		sweepChanges,
-		func(s *structs.Sweep) bool { return s.State.Terminal() }, clockPrefix)
+		func(s *api.Sweep) bool { return s.State.Terminal() }, clockPrefix)
 	switch {
 	case c.Context.Err() != nil:
 		return sw, fmt.Errorf("stopped waiting; sweep %s keeps running (follow it again with `trainctl sweeps get --wait %s`; stop it with `trainctl sweeps cancel %s`)", sw.ID, sw.ID, sw.ID)
@@ -129,9 +128,9 @@ func waitSweep(c *cli.Context, cl *client.Client, sw *structs.Sweep, poll time.D
 	}
 	fmt.Fprintln(out, bestLine(sw))
 	switch sw.State {
-	case structs.SweepCompleted:
+	case api.SweepCompleted:
 		return sw, nil
-	case structs.SweepFailed:
+	case api.SweepFailed:
 		return sw, fmt.Errorf("sweep %s failed: %s", sw.ID, orDash(sw.Error))
 	default:
 		return sw, fmt.Errorf("sweep %s was %s", sw.ID, sw.State)
@@ -142,10 +141,10 @@ func waitSweep(c *cli.Context, cl *client.Client, sw *structs.Sweep, poll time.D
 // cur: results judged, trials ended and started, in time order (within one
 // step of the sweep controller, in the order it commits them: results,
 // ends, new trials), then a new best checkpoint and the sweep's end.
-func sweepChanges(prev, cur *structs.Sweep) []string {
+func sweepChanges(prev, cur *api.Sweep) []string {
 	var out []string
 	if prev == nil {
-		prev = &structs.Sweep{}
+		prev = &api.Sweep{}
 		if !cur.State.Terminal() {
 			out = append(out, fmt.Sprintf("sweep %s (%s) %s", cur.ID, cur.Spec.Name, cur.State))
 		}
@@ -188,7 +187,7 @@ func sweepChanges(prev, cur *structs.Sweep) []string {
 
 // resultLine formats one judged result: "trial 2 epoch 3:
 // val_mean_iou=0.612 → promote".
-func resultLine(r structs.SweepResult, unit, metric string) string {
+func resultLine(r api.SweepResult, unit, metric string) string {
 	v := fmtValue(r.Value)
 	if r.NonFinite {
 		v = "non-finite (diverged)"
@@ -197,7 +196,7 @@ func resultLine(r structs.SweepResult, unit, metric string) string {
 }
 
 // trialEndLine says how a trial ended.
-func trialEndLine(tr *structs.Trial, unit, metric string) string {
+func trialEndLine(tr *api.Trial, unit, metric string) string {
 	best := "no result"
 	switch {
 	case tr.HasFinite():
@@ -206,11 +205,11 @@ func trialEndLine(tr *structs.Trial, unit, metric string) string {
 		best = fmt.Sprintf("every %s was non-finite: diverged", metric)
 	}
 	switch tr.State {
-	case structs.TrialStopped:
+	case api.TrialStopped:
 		return fmt.Sprintf("trial %d stopped early after %s (%s)", tr.Number, budgetString(tr.Budget, unit), best)
-	case structs.TrialCompleted:
+	case api.TrialCompleted:
 		return fmt.Sprintf("trial %d completed (%s)", tr.Number, best)
-	case structs.TrialFailed:
+	case api.TrialFailed:
 		return fmt.Sprintf("trial %d failed: %s (`trainctl jobs logs %s`)", tr.Number, orDash(tr.Error), tr.JobID)
 	default:
 		s := fmt.Sprintf("trial %d %s", tr.Number, tr.State)
@@ -259,8 +258,8 @@ func compactParams(p tuning.Params) string {
 }
 
 // trialStateName is a trial's state in tables: "stopped early" for stopped.
-func trialStateName(s structs.TrialState) string {
-	if s == structs.TrialStopped {
+func trialStateName(s api.TrialState) string {
+	if s == api.TrialStopped {
 		return "stopped early"
 	}
 	return string(s)
@@ -268,7 +267,7 @@ func trialStateName(s structs.TrialState) string {
 
 // leaderboardRows are the rows of a leaderboard, trials in the given
 // (leaderboard) order.
-func leaderboardRows(sw *structs.Sweep, trials []structs.Trial) [][]string {
+func leaderboardRows(sw *api.Sweep, trials []api.Trial) [][]string {
 	rows := make([][]string, len(trials))
 	for i, tr := range trials {
 		best := "-"
@@ -290,12 +289,12 @@ func leaderboardRows(sw *structs.Sweep, trials []structs.Trial) [][]string {
 
 // leaderboardHeader names the columns of leaderboardRows; BEST is headed by
 // the objective metric.
-func leaderboardHeader(sw *structs.Sweep) []string {
+func leaderboardHeader(sw *api.Sweep) []string {
 	return []string{"TRIAL", "PARAMS", strings.ToUpper(unitPlural(sw.Spec.Budget.Unit)), "BEST " + strings.ToUpper(sw.Spec.Objective.Metric), "STATE", "CHECKPOINT", "JOB"}
 }
 
 // writeLeaderboard prints trials, best first, as a table.
-func writeLeaderboard(w io.Writer, sw *structs.Sweep, trials []structs.Trial) error {
+func writeLeaderboard(w io.Writer, sw *api.Sweep, trials []api.Trial) error {
 	if len(trials) == 0 {
 		_, err := fmt.Fprintln(w, "no trials yet")
 		return err
@@ -306,7 +305,7 @@ func writeLeaderboard(w io.Writer, sw *structs.Sweep, trials []structs.Trial) er
 
 // bestLine says which checkpoint is the sweep's best, with its full digest
 // (for `trainctl models register --checkpoint`).
-func bestLine(sw *structs.Sweep) string {
+func bestLine(sw *api.Sweep) string {
 	b := sw.Best
 	if b == nil {
 		return "best checkpoint: none yet"
@@ -318,7 +317,7 @@ func notFoundSweep(id string) string { return fmt.Sprintf("sweep %q", id) }
 
 const sweepsLsHint = "`trainctl sweeps ls` lists the sweeps"
 
-var sweepStates = []structs.SweepState{structs.SweepRunning, structs.SweepCompleted, structs.SweepCancelled, structs.SweepFailed}
+var sweepStates = []api.SweepState{api.SweepRunning, api.SweepCompleted, api.SweepCancelled, api.SweepFailed}
 
 func sweepsCommand() *cli.Command {
 	return &cli.Command{
@@ -337,13 +336,13 @@ func sweepsCommand() *cli.Command {
 }
 
 // sweepCounts returns a sweep's ended and running trials.
-func sweepCounts(sw *structs.Sweep) (done, running int) {
+func sweepCounts(sw *api.Sweep) (done, running int) {
 	running = sw.RunningTrials()
 	return len(sw.Trials) - running, running
 }
 
 // sweepsLsRows are the rows of `sweeps ls`.
-func sweepsLsRows(sweeps []*structs.Sweep) [][]string {
+func sweepsLsRows(sweeps []*api.Sweep) [][]string {
 	rows := make([][]string, len(sweeps))
 	for i, sw := range sweeps {
 		done, running := sweepCounts(sw)
@@ -385,7 +384,7 @@ func sweepsLsCommand() *cli.Command {
 				return clusterError(c, err, "", "")
 			}
 			if sweeps == nil {
-				sweeps = []*structs.Sweep{}
+				sweeps = []*api.Sweep{}
 			}
 			return p.Result(sweeps, []string{"ID", "NAME", "STATE", "TRIALS", "BEST", "AGE"}, sweepsLsRows(sweeps))
 		},
@@ -452,7 +451,7 @@ func sweepsGetCommand() *cli.Command {
 
 // writeSweep prints a sweep for people: its summary, the leaderboard and
 // the best checkpoint.
-func writeSweep(w io.Writer, sw *structs.Sweep, trials []structs.Trial) error {
+func writeSweep(w io.Writer, sw *api.Sweep, trials []api.Trial) error {
 	s := sw.Spec
 	fmt.Fprintf(w, "sweep        %s\n", sw.ID)
 	fmt.Fprintf(w, "name         %s\n", s.Name)
@@ -581,7 +580,7 @@ func sweepsTrialsCommand() *cli.Command {
 				return clusterError(c, err, notFoundSweep(id), sweepsLsHint)
 			}
 			if trials == nil {
-				trials = []structs.Trial{}
+				trials = []api.Trial{}
 			}
 			if p.JSON() {
 				return p.Value(trials)
@@ -626,7 +625,7 @@ func sweepsCancelCommand() *cli.Command {
 			if p.JSON() {
 				return p.Value(sw)
 			}
-			if ended || sw.State != structs.SweepCancelled {
+			if ended || sw.State != api.SweepCancelled {
 				_, err = fmt.Fprintf(c.App.Writer, "sweep %s had already ended (%s); left as it is\n", sw.ID, sw.State)
 			} else {
 				_, err = fmt.Fprintf(c.App.Writer, "sweep %s cancelled (%d running trial(s) cancelled)\n", sw.ID, running)

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
-	"github.com/trainctl/trainctl/coordinator/sweeper"
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/tuning"
 )
 
@@ -57,35 +56,35 @@ func testParams(lr float64, opt string) tuning.Params {
 // polling it would see them: submitted; trial 0 started; trial 0 judged at
 // epoch 1 and trial 1 started; trial 1 stopped early at epoch 1, trial 0
 // completed at epoch 3, best set, sweep ended in state final.
-func sweepHistory(t *testing.T, final structs.SweepState) []*structs.Sweep {
+func sweepHistory(t *testing.T, final api.SweepState) []*api.Sweep {
 	spec := testSpec(t)
-	s0 := &structs.Sweep{ID: "5c1e0a9b7d3f2e64", RequestID: "req-1", Spec: spec, DatasetVersionID: "d0e60dcf5a98aa", State: structs.SweepRunning, SubmitTime: testT0}
+	s0 := &api.Sweep{ID: "5c1e0a9b7d3f2e64", RequestID: "req-1", Spec: spec, DatasetVersionID: "d0e60dcf5a98aa", State: api.SweepRunning, SubmitTime: testT0}
 	s1 := s0.Copy()
-	s1.Trials = []structs.Trial{{Number: 0, Params: testParams(0.0012345, "adam"), JobID: "5c1e0a9b7d3f2e64-t0", State: structs.TrialRunning, StartTime: testT0.Add(time.Second)}}
+	s1.Trials = []api.Trial{{Number: 0, Params: testParams(0.0012345, "adam"), JobID: "5c1e0a9b7d3f2e64-t0", State: api.TrialRunning, StartTime: testT0.Add(time.Second)}}
 	s2 := s1.Copy()
-	s2.Results = []structs.SweepResult{{Trial: 0, Budget: 1, Value: 0.41, Decision: "promote", Time: testT0.Add(5 * time.Second)}}
+	s2.Results = []api.SweepResult{{Trial: 0, Budget: 1, Value: 0.41, Decision: "promote", Time: testT0.Add(5 * time.Second)}}
 	s2.Trials[0].Budget, s2.Trials[0].HasValue, s2.Trials[0].LastValue, s2.Trials[0].BestValue, s2.Trials[0].BestBudget = 1, true, 0.41, 0.41, 1
-	s2.Trials = append(s2.Trials, structs.Trial{Number: 1, Params: testParams(0.005, "sgd"), JobID: "5c1e0a9b7d3f2e64-t1", ResultsSeen: 1, State: structs.TrialRunning, StartTime: testT0.Add(5 * time.Second)})
+	s2.Trials = append(s2.Trials, api.Trial{Number: 1, Params: testParams(0.005, "sgd"), JobID: "5c1e0a9b7d3f2e64-t1", ResultsSeen: 1, State: api.TrialRunning, StartTime: testT0.Add(5 * time.Second)})
 	s3 := s2.Copy()
 	s3.Results = append(s3.Results,
-		structs.SweepResult{Trial: 1, Budget: 1, Value: 0, NonFinite: true, Decision: "stop", Time: testT0.Add(8 * time.Second)},
-		structs.SweepResult{Trial: 0, Budget: 3, Value: 0.62, Decision: "complete", Time: testT0.Add(9 * time.Second)})
-	s3.Trials[1].State, s3.Trials[1].Budget, s3.Trials[1].HasValue, s3.Trials[1].BestBudget, s3.Trials[1].EndTime = structs.TrialStopped, 1, true, 1, testT0.Add(8*time.Second)
-	s3.Trials[0].State, s3.Trials[0].Budget, s3.Trials[0].LastValue, s3.Trials[0].BestValue, s3.Trials[0].BestBudget, s3.Trials[0].EndTime = structs.TrialCompleted, 3, 0.62, 0.62, 3, testT0.Add(9*time.Second)
+		api.SweepResult{Trial: 1, Budget: 1, Value: 0, NonFinite: true, Decision: "stop", Time: testT0.Add(8 * time.Second)},
+		api.SweepResult{Trial: 0, Budget: 3, Value: 0.62, Decision: "complete", Time: testT0.Add(9 * time.Second)})
+	s3.Trials[1].State, s3.Trials[1].Budget, s3.Trials[1].HasValue, s3.Trials[1].BestBudget, s3.Trials[1].EndTime = api.TrialStopped, 1, true, 1, testT0.Add(8*time.Second)
+	s3.Trials[0].State, s3.Trials[0].Budget, s3.Trials[0].LastValue, s3.Trials[0].BestValue, s3.Trials[0].BestBudget, s3.Trials[0].EndTime = api.TrialCompleted, 3, 0.62, 0.62, 3, testT0.Add(9*time.Second)
 	s3.Trials[0].BestCheckpoint, s3.Trials[0].BestCheckpointValue = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 0.62
-	s3.Best = &structs.SweepBest{Trial: 0, JobID: "5c1e0a9b7d3f2e64-t0", Checkpoint: s3.Trials[0].BestCheckpoint, Value: 0.62}
+	s3.Best = &api.SweepBest{Trial: 0, JobID: "5c1e0a9b7d3f2e64-t0", Checkpoint: s3.Trials[0].BestCheckpoint, Value: 0.62}
 	s3.State, s3.EndTime = final, testT0.Add(10*time.Second)
-	if final == structs.SweepFailed {
+	if final == api.SweepFailed {
 		s3.Error = "searcher: boom"
 	}
-	return []*structs.Sweep{s0, s1, s2, s3}
+	return []*api.Sweep{s0, s1, s2, s3}
 }
 
 func TestSweepChanges(t *testing.T) {
-	h := sweepHistory(t, structs.SweepCompleted)
+	h := sweepHistory(t, api.SweepCompleted)
 	for _, tc := range []struct {
 		name      string
-		prev, cur *structs.Sweep
+		prev, cur *api.Sweep
 		want      []string
 	}{
 		{"submitted", nil, h[0], []string{"sweep 5c1e0a9b7d3f2e64 (fake-sweep) running"}},
@@ -114,7 +113,7 @@ func TestSweepChanges(t *testing.T) {
 			"best: trial 0, val_mean_iou=0.62, checkpoint 9f86d081884c",
 			"sweep 5c1e0a9b7d3f2e64 completed",
 		}},
-		{"failed sweep seen first when over", nil, sweepHistory(t, structs.SweepFailed)[3], []string{
+		{"failed sweep seen first when over", nil, sweepHistory(t, api.SweepFailed)[3], []string{
 			"trial 0 started: lr=0.00123 optimizer=adam (job 5c1e0a9b7d3f2e64-t0)",
 			"trial 0 epoch 1: val_mean_iou=0.41 → promote",
 			"trial 1 started: lr=0.005 optimizer=sgd (job 5c1e0a9b7d3f2e64-t1)",
@@ -137,17 +136,17 @@ func TestSweepChanges(t *testing.T) {
 
 func TestSweepTrialEndLines(t *testing.T) {
 	for _, tc := range []struct {
-		tr   structs.Trial
+		tr   api.Trial
 		unit string
 		want string
 	}{
-		{structs.Trial{Number: 4, State: structs.TrialStopped, Budget: 40, HasValue: true, BestValue: 0.5, BestBudget: 20}, tuning.UnitSteps,
+		{api.Trial{Number: 4, State: api.TrialStopped, Budget: 40, HasValue: true, BestValue: 0.5, BestBudget: 20}, tuning.UnitSteps,
 			"trial 4 stopped early after 40 steps (best val_mean_iou=0.5 at step 20)"},
-		{structs.Trial{Number: 2, State: structs.TrialFailed, JobID: "j-t2", Error: "out of memory"}, tuning.UnitEpochs,
+		{api.Trial{Number: 2, State: api.TrialFailed, JobID: "j-t2", Error: "out of memory"}, tuning.UnitEpochs,
 			"trial 2 failed: out of memory (`trainctl jobs logs j-t2`)"},
-		{structs.Trial{Number: 3, State: structs.TrialCancelled}, tuning.UnitEpochs, "trial 3 cancelled"},
-		{structs.Trial{Number: 5, State: structs.TrialCompleted}, tuning.UnitEpochs, "trial 5 completed (no result)"},
-		{structs.Trial{Number: 6, State: structs.TrialStopped, Budget: 1, HasValue: true}, tuning.UnitEpochs,
+		{api.Trial{Number: 3, State: api.TrialCancelled}, tuning.UnitEpochs, "trial 3 cancelled"},
+		{api.Trial{Number: 5, State: api.TrialCompleted}, tuning.UnitEpochs, "trial 5 completed (no result)"},
+		{api.Trial{Number: 6, State: api.TrialStopped, Budget: 1, HasValue: true}, tuning.UnitEpochs,
 			"trial 6 stopped early after 1 epoch (every val_mean_iou was non-finite: diverged)"},
 	} {
 		if got := trialEndLine(&tc.tr, tc.unit, "val_mean_iou"); got != tc.want {
@@ -157,10 +156,10 @@ func TestSweepTrialEndLines(t *testing.T) {
 }
 
 func TestSweepFormatting(t *testing.T) {
-	h := sweepHistory(t, structs.SweepCompleted)
+	h := sweepHistory(t, api.SweepCompleted)
 	sw := h[3]
 	// Leaderboard order is the API's: best first.
-	trials := []structs.Trial{sw.Trials[0], sw.Trials[1]}
+	trials := []api.Trial{sw.Trials[0], sw.Trials[1]}
 	wantRows := [][]string{
 		{"0", "lr=0.00123 optimizer=adam", "3/3", "0.62", "completed", "9f86d081884c", "5c1e0a9b7d3f2e64-t0"},
 		{"1", "lr=0.005 optimizer=sgd", "1/3", "0", "stopped early", "-", "5c1e0a9b7d3f2e64-t1"},
@@ -172,12 +171,12 @@ func TestSweepFormatting(t *testing.T) {
 		t.Errorf("header %q, want %q", got, want)
 	}
 	// A trial without a result yet.
-	running := structs.Trial{Number: 7, Params: tuning.Params{"batch": tuning.IntValue(16), "flip": tuning.Bool(true)}, State: structs.TrialRunning}
-	if got, want := leaderboardRows(sw, []structs.Trial{running})[0], []string{"7", "batch=16 flip=true", "0/3", "-", "running", "-", "-"}; !slices.Equal(got, want) {
+	running := api.Trial{Number: 7, Params: tuning.Params{"batch": tuning.IntValue(16), "flip": tuning.Bool(true)}, State: api.TrialRunning}
+	if got, want := leaderboardRows(sw, []api.Trial{running})[0], []string{"7", "batch=16 flip=true", "0/3", "-", "running", "-", "-"}; !slices.Equal(got, want) {
 		t.Errorf("running trial row %q, want %q", got, want)
 	}
 
-	ls := sweepsLsRows([]*structs.Sweep{h[2], sw})
+	ls := sweepsLsRows([]*api.Sweep{h[2], sw})
 	if want := []string{"5c1e0a9b7d3f2e64", "fake-sweep", "running", "0/2/2", "-"}; !slices.Equal(ls[0][:5], want) {
 		t.Errorf("ls row of a running sweep %q, want %q", ls[0], want)
 	}
@@ -231,7 +230,7 @@ func TestSweepFormatting(t *testing.T) {
 }
 
 func TestModelFormatting(t *testing.T) {
-	vs := []*structs.ModelVersion{
+	vs := []*api.ModelVersion{
 		{Name: "a", Version: 1, Checkpoint: "sha256:1111111111111111", SweepID: "s1", JobID: "s1-t0", Metric: "val_mean_iou", Value: 0.5, CreateTime: testT0},
 		{Name: "b", Version: 1, Checkpoint: "sha256:2222222222222222", JobID: "j9", CreateTime: testT0},
 		{Name: "a", Version: 2, Checkpoint: "sha256:3333333333333333", CreateTime: testT0.Add(time.Hour)},
@@ -307,16 +306,16 @@ type fakeSweepAPI struct {
 	t *testing.T
 
 	mu        sync.Mutex
-	history   []*structs.Sweep
+	history   []*api.Sweep
 	gets      int
-	submitted []structs.SubmitSweepBody
+	submitted []api.SubmitSweepBody
 	cancelled []string
-	replay    sweeper.Report
-	models    []*structs.ModelVersion
-	registers []structs.RegisterModelBody
+	replay    api.SweepReplay
+	models    []*api.ModelVersion
+	registers []api.RegisterModelBody
 }
 
-func (f *fakeSweepAPI) current() *structs.Sweep { return f.history[min(f.gets, len(f.history)-1)] }
+func (f *fakeSweepAPI) current() *api.Sweep { return f.history[min(f.gets, len(f.history)-1)] }
 
 func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
@@ -329,7 +328,7 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	notFound := func(what string) {
-		reply(http.StatusNotFound, structs.ErrorBody{Error: what + " not found", Code: structs.CodeNotFound})
+		reply(http.StatusNotFound, api.ErrorBody{Error: what + " not found", Code: api.CodeNotFound})
 	}
 	sweepID := func() (string, bool) {
 		id := r.PathValue("id")
@@ -341,9 +340,9 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sweeps", func(w http.ResponseWriter, r *http.Request) {
-		var body structs.SubmitSweepBody
+		var body api.SubmitSweepBody
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			reply(http.StatusBadRequest, structs.ErrorBody{Error: err.Error(), Code: structs.CodeInvalid})
+			reply(http.StatusBadRequest, api.ErrorBody{Error: err.Error(), Code: api.CodeInvalid})
 			return
 		}
 		f.submitted = append(f.submitted, body)
@@ -353,10 +352,10 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	mux.HandleFunc("GET /v1/sweeps", func(w http.ResponseWriter, r *http.Request) {
 		if st := r.URL.Query().Get("state"); st != "" && st != string(f.current().State) {
-			reply(http.StatusOK, []*structs.Sweep{})
+			reply(http.StatusOK, []*api.Sweep{})
 			return
 		}
-		reply(http.StatusOK, []*structs.Sweep{f.current()})
+		reply(http.StatusOK, []*api.Sweep{f.current()})
 	})
 	mux.HandleFunc("GET /v1/sweeps/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := sweepID(); ok {
@@ -367,7 +366,7 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mux.HandleFunc("GET /v1/sweeps/{id}/trials", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := sweepID(); ok {
 			trials := slices.Clone(f.current().Trials)
-			slices.SortStableFunc(trials, func(a, b structs.Trial) int {
+			slices.SortStableFunc(trials, func(a, b api.Trial) int {
 				switch {
 				case a.HasValue && b.HasValue && a.BestValue != b.BestValue:
 					if a.BestValue > b.BestValue {
@@ -389,7 +388,7 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if id, ok := sweepID(); ok {
 			f.cancelled = append(f.cancelled, id)
 			sw := f.current().Copy()
-			sw.State = structs.SweepCancelled
+			sw.State = api.SweepCancelled
 			reply(http.StatusOK, sw)
 		}
 	})
@@ -400,7 +399,7 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) { reply(http.StatusOK, f.models) })
 	mux.HandleFunc("GET /v1/models/{name}", func(w http.ResponseWriter, r *http.Request) {
-		var out []*structs.ModelVersion
+		var out []*api.ModelVersion
 		for _, m := range f.models {
 			if m.Name == r.PathValue("name") {
 				out = append(out, m)
@@ -413,9 +412,9 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusOK, out)
 	})
 	mux.HandleFunc("POST /v1/models", func(w http.ResponseWriter, r *http.Request) {
-		var body structs.RegisterModelBody
+		var body api.RegisterModelBody
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			reply(http.StatusBadRequest, structs.ErrorBody{Error: err.Error(), Code: structs.CodeInvalid})
+			reply(http.StatusBadRequest, api.ErrorBody{Error: err.Error(), Code: api.CodeInvalid})
 			return
 		}
 		f.registers = append(f.registers, body)
@@ -435,7 +434,7 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
-		m := &structs.ModelVersion{Name: body.Name, Version: 1, Checkpoint: best.Checkpoint, SweepID: body.SweepID, JobID: best.JobID,
+		m := &api.ModelVersion{Name: body.Name, Version: 1, Checkpoint: best.Checkpoint, SweepID: body.SweepID, JobID: best.JobID,
 			Metric: "val_mean_iou", Value: best.Value, CreateTime: testT0}
 		f.models = append(f.models, m)
 		reply(http.StatusCreated, m)
@@ -445,9 +444,9 @@ func (f *fakeSweepAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // startFakeSweepAPI serves a fake API with the given sweep history and
 // points TRAINCTL_COORDINATOR at it.
-func startFakeSweepAPI(t *testing.T, history []*structs.Sweep) *fakeSweepAPI {
+func startFakeSweepAPI(t *testing.T, history []*api.Sweep) *fakeSweepAPI {
 	t.Helper()
-	f := &fakeSweepAPI{t: t, history: history, replay: sweeper.Report{Results: 3, Suggestions: 2}}
+	f := &fakeSweepAPI{t: t, history: history, replay: api.SweepReplay{Results: 3, Suggestions: 2}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	t.Setenv("TRAINCTL_COORDINATOR", srv.URL)
@@ -460,7 +459,7 @@ func startFakeSweepAPI(t *testing.T, history []*structs.Sweep) *fakeSweepAPI {
 func TestSweepCommandsFakeAPI(t *testing.T) {
 	spec := writeSpec(t, "sweep.yaml", testSweepSpec)
 	t.Run("wait completed", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		out, errOut, err := ctl(t, []string{"sweep", "-f", spec, "--wait", "--poll-interval", "1ms"}...)
 		if err != nil {
 			t.Fatalf("sweep --wait: %v\n%s%s", err, out, errOut)
@@ -501,7 +500,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		}
 	})
 	t.Run("get --wait", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		out := mustCtl(t, []string{"sweeps", "get", "--wait", "--poll-interval", "1ms", "5c1e0a9b7d3f2e64"}...)
 		var seen []string
 		for _, l := range strings.Split(out, "\n") {
@@ -517,14 +516,14 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		if !strings.Contains(out, "TRIAL  PARAMS") || !strings.Contains(out, "best checkpoint: sha256:9f86d081884c7d65") {
 			t.Errorf("no leaderboard and best after the sweep ended:\n%s", out)
 		}
-		startFakeSweepAPI(t, sweepHistory(t, structs.SweepFailed))
+		startFakeSweepAPI(t, sweepHistory(t, api.SweepFailed))
 		if _, _, err := ctl(t, []string{"sweeps", "get", "--wait", "--poll-interval", "1ms", "5c1e0a9b7d3f2e64"}...); err == nil ||
 			!strings.Contains(err.Error(), "sweep 5c1e0a9b7d3f2e64 failed: searcher: boom") {
 			t.Errorf("get --wait of a failing sweep: %v, want its failure", err)
 		}
 	})
 	t.Run("wait failed", func(t *testing.T) {
-		startFakeSweepAPI(t, sweepHistory(t, structs.SweepFailed))
+		startFakeSweepAPI(t, sweepHistory(t, api.SweepFailed))
 		out, _, err := ctl(t, []string{"sweep", "-f", spec, "--wait", "--poll-interval", "1ms", "--request-id", "r-7"}...)
 		if err == nil || !strings.Contains(err.Error(), "sweep 5c1e0a9b7d3f2e64 failed: searcher: boom") {
 			t.Errorf("error %v, want the sweep's failure", err)
@@ -534,16 +533,16 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		}
 	})
 	t.Run("json", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		out, errOut, err := ctl(t, []string{"-o", "json", "sweep", "-f", spec, "--wait", "--poll-interval", "1ms", "--request-id", "r-8"}...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sw structs.Sweep
+		var sw api.Sweep
 		if err := json.Unmarshal([]byte(out), &sw); err != nil {
 			t.Fatalf("stdout is not one sweep object: %v\n%s", err, out)
 		}
-		if sw.State != structs.SweepCompleted || f.submitted[0].RequestID != "r-8" {
+		if sw.State != api.SweepCompleted || f.submitted[0].RequestID != "r-8" {
 			t.Errorf("sweep %+v, request id %q", sw, f.submitted[0].RequestID)
 		}
 		if !strings.Contains(errOut, "trial 0 started") {
@@ -551,7 +550,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		}
 	})
 	t.Run("ls get trials", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		f.gets = 3
 		if out := mustCtl(t, []string{"sweeps", "ls"}...); !regexp.MustCompile(`(?m)^5c1e0a9b7d3f2e64 +fake-sweep +completed +2/0/2 +val_mean_iou=0\.62`).MatchString(out) {
 			t.Errorf("sweeps ls:\n%s", out)
@@ -563,7 +562,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		if !strings.Contains(out, "scheduler    asha") || !strings.Contains(out, "best checkpoint: sha256:") {
 			t.Errorf("sweeps get:\n%s", out)
 		}
-		var sw structs.Sweep
+		var sw api.Sweep
 		if err := json.Unmarshal([]byte(mustCtl(t, []string{"-o", "json", "sweeps", "get", "5c1e0a9b7d3f2e64"}...)), &sw); err != nil || len(sw.Results) != 3 {
 			t.Errorf("sweeps get -o json: %v, %+v", err, sw)
 		}
@@ -572,13 +571,13 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		if len(rows) != 3 || !strings.HasPrefix(rows[1], "0 ") || !strings.HasPrefix(rows[2], "1 ") {
 			t.Errorf("sweeps trials, best first:\n%s", out)
 		}
-		var trials []structs.Trial
+		var trials []api.Trial
 		if err := json.Unmarshal([]byte(mustCtl(t, []string{"-o", "json", "sweeps", "trials", "5c1e0a9b7d3f2e64"}...)), &trials); err != nil || len(trials) != 2 {
 			t.Errorf("sweeps trials -o json: %v, %+v", err, trials)
 		}
 	})
 	t.Run("unknown ids", func(t *testing.T) {
-		startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		for _, args := range [][]string{
 			{"sweeps", "get", "nope"}, {"sweeps", "trials", "nope"}, {"sweeps", "cancel", "nope"}, {"sweeps", "replay", "nope"},
 		} {
@@ -588,7 +587,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		wantErr(t, []string{"models", "register", "--sweep", "nope", "m"}, `models register m: no sweep "nope" in the cluster`)
 	})
 	t.Run("cancel", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		f.gets = 2
 		out := mustCtl(t, []string{"sweeps", "cancel", "5c1e0a9b7d3f2e64"}...)
 		if out != "sweep 5c1e0a9b7d3f2e64 cancelled (2 running trial(s) cancelled)\n" || len(f.cancelled) != 1 {
@@ -601,7 +600,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		}
 	})
 	t.Run("replay", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		out := mustCtl(t, []string{"sweeps", "replay", "5c1e0a9b7d3f2e64"}...)
 		if out != "sweep 5c1e0a9b7d3f2e64: replayed 3 decisions and 2 suggestions: identical\n" {
 			t.Errorf("replay: %q", out)
@@ -618,13 +617,13 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 		}
 	})
 	t.Run("models", func(t *testing.T) {
-		f := startFakeSweepAPI(t, sweepHistory(t, structs.SweepCompleted))
+		f := startFakeSweepAPI(t, sweepHistory(t, api.SweepCompleted))
 		f.gets = 3
 		out := mustCtl(t, []string{"models", "register", "--sweep", "5c1e0a9b7d3f2e64", "unet-prod"}...)
 		if want := "registered unet-prod v1: checkpoint sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 (from sweep 5c1e0a9b7d3f2e64, job 5c1e0a9b7d3f2e64-t0), val_mean_iou=0.62\n"; out != want {
 			t.Errorf("register:\n%q\nwant\n%q", out, want)
 		}
-		if want := (structs.RegisterModelBody{Name: "unet-prod", SweepID: "5c1e0a9b7d3f2e64"}); len(f.registers) != 1 || f.registers[0] != want {
+		if want := (api.RegisterModelBody{Name: "unet-prod", SweepID: "5c1e0a9b7d3f2e64"}); len(f.registers) != 1 || f.registers[0] != want {
 			t.Errorf("register bodies %+v, want %+v", f.registers, want)
 		}
 		// The same checkpoint again makes no new version, and says so.
@@ -633,14 +632,14 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 			t.Errorf("register again:\n%q\nwant\n%q", out, want)
 		}
 		mustCtl(t, []string{"models", "register", "--checkpoint", "sha256:abc", "other"}...)
-		if want := (structs.RegisterModelBody{Name: "other", Checkpoint: "sha256:abc"}); f.registers[2] != want {
+		if want := (api.RegisterModelBody{Name: "other", Checkpoint: "sha256:abc"}); f.registers[2] != want {
 			t.Errorf("register body %+v, want %+v", f.registers[2], want)
 		}
 		out = mustCtl(t, []string{"models", "ls"}...)
 		if !regexp.MustCompile(`(?m)^unet-prod +v1 +1 +9f86d081884c +sweep 5c1e0a9b7d3f2e64, job 5c1e0a9b7d3f2e64-t0 +val_mean_iou=0\.62`).MatchString(out) {
 			t.Errorf("models ls:\n%s", out)
 		}
-		var vs []*structs.ModelVersion
+		var vs []*api.ModelVersion
 		if err := json.Unmarshal([]byte(mustCtl(t, []string{"-o", "json", "models", "get", "unet-prod"}...)), &vs); err != nil || len(vs) != 1 || vs[0].Version != 1 {
 			t.Errorf("models get -o json: %v, %+v", err, vs)
 		}
@@ -650,7 +649,7 @@ func TestSweepCommandsFakeAPI(t *testing.T) {
 // TestSweepWaitInterrupted checks that Ctrl-C during --wait stops waiting
 // only, and says the sweep keeps running.
 func TestSweepWaitInterrupted(t *testing.T) {
-	h := sweepHistory(t, structs.SweepCompleted)
+	h := sweepHistory(t, api.SweepCompleted)
 	f := startFakeSweepAPI(t, h[:2]) // never ends
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

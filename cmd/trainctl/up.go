@@ -16,9 +16,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator"
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/membership"
 	"github.com/trainctl/trainctl/serving"
@@ -165,7 +164,7 @@ func runUp(c *cli.Context) error {
 		follow = func(t serving.Target) {
 			go func() {
 				fail("following "+t.String(), serving.Follow(ctx, served, serving.FollowConfig{
-					API: client.New(srv.HTTPAddr()), Peers: []string{"http://" + srv.HTTPAddr()}, Target: t,
+					API: api.New(srv.HTTPAddr()), Peers: []string{"http://" + srv.HTTPAddr()}, Target: t,
 					Dir: filepath.Join(root, "serve"), Interval: time.Second, MaxBatch: serving.DefaultMaxBatch, Logger: logger,
 				}))
 			}()
@@ -180,7 +179,7 @@ func runUp(c *cli.Context) error {
 	demoDone := make(chan error, 1)
 	if c.Bool("demo") {
 		d := demo{
-			w: w, api: client.New(srv.HTTPAddr()), dir: filepath.Join(root, "demo"), root: root,
+			w: w, ac: api.New(srv.HTTPAddr()), dir: filepath.Join(root, "demo"), root: root,
 			examples: c.Int("demo-examples"), size: c.Int("demo-size"),
 			follow: follow, served: served, url: serveURL,
 		}
@@ -227,7 +226,7 @@ const demoModelName = "demo"
 // dataset, a sweep on it, and its best model served.
 type demo struct {
 	w        io.Writer
-	api      *client.Client
+	ac       *api.Client
 	dir      string
 	root     string // up's state, named in advice
 	examples int
@@ -288,7 +287,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := d.api.UploadDataset(ctx, m.Name, st.DataPath(m.ID))
+	v, err := d.ac.UploadDataset(ctx, m.Name, st.DataPath(m.ID))
 	if err != nil {
 		return err
 	}
@@ -301,7 +300,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 
-	ws, err := d.api.Workers(ctx)
+	ws, err := d.ac.Workers(ctx)
 	if err != nil {
 		return err
 	}
@@ -313,7 +312,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sw, err := d.api.SubmitSweep(ctx, "demo-"+m.ID[:16], spec)
+	sw, err := d.ac.SubmitSweep(ctx, "demo-"+m.ID[:16], spec)
 	if err != nil {
 		return err
 	}
@@ -323,20 +322,20 @@ func (d *demo) run(ctx context.Context) error {
 
 	id := sw.ID
 	sw, err = follow(ctx, w, time.Second, sw,
-		func(ctx context.Context) (*structs.Sweep, error) { return d.api.Sweep(ctx, id) },
+		func(ctx context.Context) (*api.Sweep, error) { return d.ac.Sweep(ctx, id) },
 		sweepChanges,
-		func(s *structs.Sweep) bool { return s.State.Terminal() }, func() string { return "demo: " })
+		func(s *api.Sweep) bool { return s.State.Terminal() }, func() string { return "demo: " })
 	if err != nil {
 		return err
 	}
-	if sw.State != structs.SweepCompleted || sw.Best == nil {
+	if sw.State != api.SweepCompleted || sw.Best == nil {
 		// A rerun finds this same sweep again (its request id comes from
 		// the dataset), so say how to start afresh.
 		return fmt.Errorf("sweep %s ended %s: %s; `trainctl sweeps get %s` shows its trials; to run the demo afresh, remove %s", sw.ID, sw.State, orDash(sw.Error), sw.ID, d.root)
 	}
 	// Wait for the server to load the best checkpoint: the version the
 	// follower labels it with is the one Resolve gives for the sweep.
-	want, err := serving.Resolve(ctx, d.api, serving.Target{SweepID: sw.ID})
+	want, err := serving.Resolve(ctx, d.ac, serving.Target{SweepID: sw.ID})
 	if err != nil {
 		return err
 	}
@@ -353,7 +352,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 	model := sw.Spec.Name
-	if vs, err := d.api.Models(ctx, sw.Spec.Name); err == nil {
+	if vs, err := d.ac.Models(ctx, sw.Spec.Name); err == nil {
 		for _, v := range vs {
 			if v.SweepID == sw.ID && v.Checkpoint == sw.Best.Checkpoint {
 				model = fmt.Sprintf("%s v%d", v.Name, v.Version)

@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/client"
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // upWait polls cond until it returns nil, failing after timeout.
@@ -70,13 +69,13 @@ func TestUp(t *testing.T) {
 		addr = m[1]
 		return nil
 	})
-	api := client.New(addr)
+	ac := api.New(addr)
 	upWait(t, 20*time.Second, "the worker to register", func() error {
-		ws, err := api.Workers(context.Background())
+		ws, err := ac.Workers(context.Background())
 		if err != nil {
 			return err
 		}
-		if len(ws) != 1 || ws[0].ID != "up-worker" || ws[0].Status != structs.WorkerAlive || ws[0].Meta.Cores != 2 {
+		if len(ws) != 1 || ws[0].ID != "up-worker" || ws[0].Status != api.WorkerAlive || ws[0].Meta.Cores != 2 {
 			return fmt.Errorf("workers %+v", ws)
 		}
 		// Listed at its gossip address: the worker gossips with the
@@ -106,11 +105,11 @@ func TestUp(t *testing.T) {
 	if !strings.Contains(got, "as shapes@v1 in the cluster") {
 		t.Errorf("push: %q", got)
 	}
-	vs, err := api.Datasets(context.Background(), "shapes")
+	vs, err := ac.Datasets(context.Background(), "shapes")
 	if err != nil || len(vs) != 1 || vs[0].Blob == "" {
 		t.Fatalf("registered versions %+v, %v", vs, err)
 	}
-	flight, err := api.DatasetFlight(context.Background(), vs[0].ID)
+	flight, err := ac.DatasetFlight(context.Background(), vs[0].ID)
 	if err != nil || flight == "" {
 		t.Fatalf("flight address %q, %v", flight, err)
 	}

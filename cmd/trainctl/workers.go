@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/api"
 )
 
 // `trainctl workers ls|drain`. Owned by the cluster CLI work.
@@ -46,7 +46,7 @@ func workersLsCommand() *cli.Command {
 				return clusterError(c, err, "", "")
 			}
 			if ws == nil {
-				ws = []*structs.Worker{}
+				ws = []*api.Worker{}
 			}
 			rows := make([][]string, len(ws))
 			for i, w := range ws {

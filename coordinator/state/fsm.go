@@ -114,6 +114,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.store.mu.Lock()
 	f.store.t = t
+	// The snapshot keeps no per-table indexes: every table may have changed.
+	for _, tb := range Tables() {
+		f.store.tableIndex[tb] = t.index
+	}
+	f.store.wake()
 	f.store.mu.Unlock()
 	f.log.Info("restored state from snapshot", "index", t.index, "jobs", len(t.jobs), "sweeps", len(t.sweeps))
 	return nil

@@ -16,6 +16,11 @@ import (
 type Store struct {
 	mu sync.RWMutex
 	t  tables
+	// tableIndex holds each table's last change (see watch.go); it is not
+	// part of a snapshot: a restore sets every table to the snapshot's index.
+	tableIndex map[Table]uint64
+	// notify is closed, and replaced, on every change (see Wait).
+	notify chan struct{}
 }
 
 // tables is the state proper; every map value is immutable once stored.
@@ -60,7 +65,7 @@ func newTables() tables {
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{t: newTables()}
+	return &Store{t: newTables(), tableIndex: make(map[Table]uint64), notify: make(chan struct{})}
 }
 
 // Index returns the Raft index of the last command that changed the state.

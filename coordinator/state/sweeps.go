@@ -117,7 +117,7 @@ func (s *Store) submitSweep(index uint64, req *structs.SweepSubmitRequest) (*str
 	if sw.RequestID != "" {
 		s.t.sweepsByRequest[sw.RequestID] = sw.ID
 	}
-	s.t.index = index
+	s.changed(index, TableSweeps)
 	return sw, nil
 }
 
@@ -319,7 +319,7 @@ func (s *Store) stepSweep(index uint64, req *structs.SweepStepRequest) (*structs
 	sw.ModifyIndex = index
 	sw.ModifyTime = req.Time
 	s.t.sweeps[sw.ID] = sw
-	s.t.index = index
+	s.changed(index, TableSweeps, TableJobs, TableModels)
 	return sw, nil
 }
 
@@ -383,7 +383,7 @@ func (s *Store) cancelSweep(index uint64, req *structs.SweepCancelRequest) (*str
 	sw.ModifyIndex = index
 	sw.ModifyTime = req.Time
 	s.t.sweeps[sw.ID] = sw
-	s.t.index = index
+	s.changed(index, TableSweeps, TableJobs)
 	return sw, nil
 }
 
@@ -431,6 +431,6 @@ func (s *Store) registerModel(index uint64, req *structs.ModelRegisterRequest) (
 		CreateIndex: index,
 	}
 	s.t.models[req.Name] = append(versions, m)
-	s.t.index = index
+	s.changed(index, TableModels)
 	return m, nil
 }

@@ -43,7 +43,7 @@ func (s *Store) submitJob(index uint64, req *structs.JobSubmitRequest) (*structs
 	if j.RequestID != "" {
 		s.t.jobsByRequest[j.RequestID] = j.ID
 	}
-	s.t.index = index
+	s.changed(index, TableJobs)
 	return j, nil
 }
 
@@ -168,6 +168,7 @@ func (s *Store) placeJobLocked(index uint64, req *structs.JobPlaceRequest) (*str
 		w.ModifyIndex = index
 		s.t.workers[id] = &w
 	}
+	s.changed(index, TableWorkers, TableAssignments)
 	s.touchJob(index, j, req.Time)
 	return j, nil
 }
@@ -232,6 +233,7 @@ func (s *Store) reportMetrics(index uint64, req *structs.MetricsReportRequest) (
 		}
 	}
 	s.t.metrics[req.JobID] = append(s.t.metrics[req.JobID], req.Metrics...)
+	s.changed(index, TableMetrics)
 	last := req.Metrics[len(req.Metrics)-1]
 	j := old.Copy()
 	j.Progress = structs.Progress{Step: last.Step, Epoch: last.Epoch, Metrics: last.Values}
@@ -261,7 +263,7 @@ func (s *Store) registerCheckpoint(index uint64, req *structs.CheckpointRegister
 		j.LatestCheckpoint = c.Digest
 		s.touchJob(index, j, c.Time)
 	}
-	s.t.index = index
+	s.changed(index, TableCheckpoints, TableJobs)
 	return &c, nil
 }
 
@@ -293,7 +295,7 @@ func (s *Store) upsertWorker(index uint64, req *structs.WorkerUpsertRequest) (*s
 	w.Free = req.Meta.Capacity().Sub(s.heldBy(req.ID))
 	w.ModifyIndex = index
 	s.t.workers[w.ID] = w
-	s.t.index = index
+	s.changed(index, TableWorkers)
 	return w, nil
 }
 
@@ -312,7 +314,7 @@ func (s *Store) workerDown(index uint64, req *structs.WorkerDownRequest) (*struc
 	w.StatusTime = req.Time
 	w.ModifyIndex = index
 	s.t.workers[w.ID] = &w
-	s.t.index = index
+	s.changed(index, TableWorkers)
 	return &w, nil
 }
 
@@ -334,7 +336,7 @@ func (s *Store) drainWorker(index uint64, req *structs.WorkerDrainRequest) (*str
 	w.StatusTime = req.Time
 	w.ModifyIndex = index
 	s.t.workers[w.ID] = &w
-	s.t.index = index
+	s.changed(index, TableWorkers)
 	return &w, nil
 }
 
@@ -367,7 +369,7 @@ func (s *Store) registerDataset(index uint64, req *structs.DatasetRegisterReques
 		CreateIndex: index,
 	}
 	s.t.datasets[req.Name] = append(versions, v)
-	s.t.index = index
+	s.changed(index, TableDatasets)
 	return v, nil
 }
 
@@ -379,7 +381,7 @@ func (s *Store) registerServer(index uint64, req *structs.ServerRegisterRequest)
 	}
 	srv := &structs.Server{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, ModifyIndex: index}
 	s.t.servers[srv.ID] = srv
-	s.t.index = index
+	s.changed(index, TableServers)
 	return srv, nil
 }
 
@@ -388,7 +390,7 @@ func (s *Store) touchJob(index uint64, j *structs.Job, now time.Time) {
 	j.ModifyIndex = index
 	j.ModifyTime = now
 	s.t.jobs[j.ID] = j
-	s.t.index = index
+	s.changed(index, TableJobs)
 }
 
 // releaseAssignments drops a job's assignments and returns their resources to
@@ -403,6 +405,7 @@ func (s *Store) releaseAssignments(index uint64, jobID string) {
 		}
 	}
 	delete(s.t.assignments, jobID)
+	s.changed(index, TableWorkers, TableAssignments)
 }
 
 // heldBy sums the resources a worker's assignments hold. Callers hold the lock.

@@ -264,18 +264,3 @@ type ModelRegisterRequest struct {
 	Value      float64   `json:"value,omitempty"`
 	Time       time.Time `json:"time"`
 }
-
-// SubmitSweepBody is the body of POST /v1/sweeps.
-type SubmitSweepBody struct {
-	RequestID string      `json:"request_id"`
-	Spec      tuning.Spec `json:"spec"`
-}
-
-// RegisterModelBody is the body of POST /v1/models: a checkpoint (by
-// digest), or the best checkpoint of a sweep or the latest of a job.
-type RegisterModelBody struct {
-	Name       string `json:"name"`
-	Checkpoint string `json:"checkpoint,omitempty"`
-	JobID      string `json:"job_id,omitempty"`
-	SweepID    string `json:"sweep_id,omitempty"`
-}

@@ -5,25 +5,14 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/trainctl/trainctl/api"
+
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/tuning"
 )
 
-// Report is the outcome of Replay: how many recorded decisions and
-// suggestions it recomputed and every one that came out different. It is
-// what GET /v1/sweeps/{id}/replay serves.
-type Report struct {
-	// Results is the number of recorded scheduler decisions checked.
-	Results int `json:"results"`
-	// Suggestions is the number of recorded trial suggestions checked.
-	Suggestions int `json:"suggestions"`
-	// Mismatches describe each difference, such as
-	// "results[4]: recorded stop, replay continue".
-	Mismatches []string `json:"mismatches,omitempty"`
-}
-
-// OK reports whether the replay reproduced every decision and suggestion.
-func (r *Report) OK() bool { return len(r.Mismatches) == 0 }
+// Report is the outcome of Replay, as GET /v1/sweeps/{id}/replay serves it.
+type Report = api.SweepReplay
 
 // Replay recomputes every recorded decision and suggestion of a sweep from
 // its spec and its log alone, as a new leader would: it feeds sw.Results in

@@ -218,12 +218,7 @@ func resultValue(r structs.SweepResult) float64 {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // better reports whether a is strictly better than b in mode.
-func better(mode tuning.Mode, a, b float64) bool {
-	if mode == tuning.Maximize {
-		return a > b
-	}
-	return a < b
-}
+func better(mode tuning.Mode, a, b float64) bool { return mode.Better(a, b) }
 
 // budgetOf is the budget a metric report stands for.
 func budgetOf(unit string, m structs.Metric) (int, error) {
@@ -454,45 +449,18 @@ func finish(sw *structs.Sweep, req *structs.SweepStepRequest, state []structs.Tr
 	return &structs.SweepFinish{State: structs.SweepFailed, Error: "every trial failed: " + first}
 }
 
-// BestCheckpoint picks a trial's (or any job's: serving follows a job's
-// best checkpoint with it) best checkpoint among cks: those whose Step is
-// the Step of a metric report carrying the objective (epoch-end
-// checkpoints are), valued by that report — the report of the same attempt
-// if there is one, else the latest report of that step. The best value by
-// mode wins; ties go to the later step, then to the later checkpoint in
-// commit order. Non-finite values are never best. ok is false when no
-// checkpoint qualifies.
+// BestCheckpoint is tuning.BestCheckpoint over a job's metric reports and
+// checkpoint records (nil records are skipped).
 func BestCheckpoint(metric string, mode tuning.Mode, ms []structs.Metric, cks []*structs.Checkpoint) (digest string, value float64, ok bool) {
-	if len(cks) == 0 {
-		return "", 0, false
+	reports := make([]tuning.StepReport, len(ms))
+	for i, m := range ms {
+		reports[i] = tuning.StepReport{Attempt: m.Attempt, Step: m.Step, Values: m.Values}
 	}
-	type key struct {
-		attempt int
-		step    int64
-	}
-	byAttempt := map[key]float64{}
-	byStep := map[int64]float64{}
-	for _, m := range ms {
-		if v, has := m.Values[metric]; has {
-			byAttempt[key{m.Attempt, m.Step}] = v
-			byStep[m.Step] = v
-		}
-	}
-	var bestStep int64
+	at := make([]tuning.CheckpointAt, 0, len(cks))
 	for _, ck := range cks {
-		if ck == nil {
-			continue
-		}
-		v, has := byAttempt[key{ck.Attempt, ck.Step}]
-		if !has {
-			v, has = byStep[ck.Step]
-		}
-		if !has || !finite(v) {
-			continue
-		}
-		if !ok || better(mode, v, value) || (v == value && ck.Step >= bestStep) {
-			digest, value, bestStep, ok = ck.Digest, v, ck.Step, true
+		if ck != nil {
+			at = append(at, tuning.CheckpointAt{Digest: ck.Digest, Attempt: ck.Attempt, Step: ck.Step})
 		}
 	}
-	return digest, value, ok
+	return tuning.BestCheckpoint(metric, mode, reports, at)
 }

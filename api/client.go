@@ -13,7 +13,7 @@
 // lag the leader's by the entries it has not applied yet (normally
 // milliseconds): a read through one coordinator right after a write through
 // another may not see the write yet.
-package client
+package api
 
 import (
 	"bytes"
@@ -28,7 +28,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -88,7 +87,7 @@ func NewWithConfig(cfg Config) *Client {
 }
 
 // APIError is an error answer of the API. It unwraps to the sentinel of
-// coordinator/structs its code names (structs.ErrNotFound for 404 ...), so
+// coordinator/structs its code names (ErrNotFound for 404 ...), so
 // callers check it with errors.Is.
 type APIError struct {
 	Status  int
@@ -102,7 +101,7 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap returns the sentinel error for the code, or nil.
-func (e *APIError) Unwrap() error { return structs.ErrorForCode(e.Code) }
+func (e *APIError) Unwrap() error { return ErrorForCode(e.Code) }
 
 // retryable reports whether another coordinator (or the same one later) may
 // succeed where this attempt failed.
@@ -198,9 +197,9 @@ func (c *Client) once(ctx context.Context, base, method, path string, body []byt
 		return 0, fmt.Errorf("read answer of %s: %w", base, err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb structs.ErrorBody
+		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb = structs.ErrorBody{Error: strings.TrimSpace(string(data)), Code: structs.CodeInternal}
+			eb = ErrorBody{Error: strings.TrimSpace(string(data)), Code: CodeInternal}
 		}
 		return 0, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
@@ -216,18 +215,18 @@ func (c *Client) once(ctx context.Context, base, method, path string, body []byt
 // SubmitJob submits a job. requestID is the idempotency key: calling again
 // with the same id (after a timeout, a failover, a crash of the caller)
 // returns the job the first call created rather than a second job.
-func (c *Client) SubmitJob(ctx context.Context, requestID string, spec jobspec.Spec) (*structs.Job, error) {
-	var j structs.Job
-	err := c.do(ctx, http.MethodPost, "/v1/jobs", structs.SubmitJobBody{RequestID: requestID, Spec: spec}, &j)
+func (c *Client) SubmitJob(ctx context.Context, requestID string, spec jobspec.Spec) (*Job, error) {
+	var j Job
+	err := c.do(ctx, http.MethodPost, "/v1/jobs", SubmitJobBody{RequestID: requestID, Spec: spec}, &j)
 	if err != nil {
 		return nil, err
 	}
 	return &j, nil
 }
 
-// Job returns a job; an unknown id is an error wrapping structs.ErrNotFound.
-func (c *Client) Job(ctx context.Context, id string) (*structs.Job, error) {
-	var j structs.Job
+// Job returns a job; an unknown id is an error wrapping ErrNotFound.
+func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
+	var j Job
 	if err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, &j); err != nil {
 		return nil, err
 	}
@@ -236,12 +235,12 @@ func (c *Client) Job(ctx context.Context, id string) (*structs.Job, error) {
 
 // Jobs lists jobs in submission order; a non-empty state keeps only those
 // in that state.
-func (c *Client) Jobs(ctx context.Context, state structs.JobState) ([]*structs.Job, error) {
+func (c *Client) Jobs(ctx context.Context, state JobState) ([]*Job, error) {
 	path := "/v1/jobs"
 	if state != "" {
 		path += "?state=" + url.QueryEscape(string(state))
 	}
-	var out []*structs.Job
+	var out []*Job
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
@@ -250,8 +249,8 @@ func (c *Client) Jobs(ctx context.Context, state structs.JobState) ([]*structs.J
 
 // CancelJob cancels a job and returns it; cancelling a finished job leaves
 // it as it is.
-func (c *Client) CancelJob(ctx context.Context, id string) (*structs.Job, error) {
-	var j structs.Job
+func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
+	var j Job
 	if err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, &j); err != nil {
 		return nil, err
 	}
@@ -259,8 +258,8 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*structs.Job, error)
 }
 
 // JobMetrics returns a job's metric reports in commit order.
-func (c *Client) JobMetrics(ctx context.Context, id string) ([]structs.Metric, error) {
-	var out []structs.Metric
+func (c *Client) JobMetrics(ctx context.Context, id string) ([]Metric, error) {
+	var out []Metric
 	if err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"/metrics", nil, &out); err != nil {
 		return nil, err
 	}
@@ -269,12 +268,12 @@ func (c *Client) JobMetrics(ctx context.Context, id string) ([]structs.Metric, e
 
 // Checkpoints returns the checkpoint records of a job, or of all jobs when
 // jobID is empty.
-func (c *Client) Checkpoints(ctx context.Context, jobID string) ([]*structs.Checkpoint, error) {
+func (c *Client) Checkpoints(ctx context.Context, jobID string) ([]*Checkpoint, error) {
 	path := "/v1/checkpoints"
 	if jobID != "" {
 		path += "?job=" + url.QueryEscape(jobID)
 	}
-	var out []*structs.Checkpoint
+	var out []*Checkpoint
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
@@ -282,8 +281,8 @@ func (c *Client) Checkpoints(ctx context.Context, jobID string) ([]*structs.Chec
 }
 
 // Workers lists the workers.
-func (c *Client) Workers(ctx context.Context) ([]*structs.Worker, error) {
-	var out []*structs.Worker
+func (c *Client) Workers(ctx context.Context) ([]*Worker, error) {
+	var out []*Worker
 	if err := c.do(ctx, http.MethodGet, "/v1/workers", nil, &out); err != nil {
 		return nil, err
 	}
@@ -291,8 +290,8 @@ func (c *Client) Workers(ctx context.Context) ([]*structs.Worker, error) {
 }
 
 // DrainWorker stops new placements on a worker and returns it.
-func (c *Client) DrainWorker(ctx context.Context, id string) (*structs.Worker, error) {
-	var w structs.Worker
+func (c *Client) DrainWorker(ctx context.Context, id string) (*Worker, error) {
+	var w Worker
 	if err := c.do(ctx, http.MethodPost, "/v1/workers/"+url.PathEscape(id)+"/drain", nil, &w); err != nil {
 		return nil, err
 	}
@@ -301,12 +300,12 @@ func (c *Client) DrainWorker(ctx context.Context, id string) (*structs.Worker, e
 
 // Datasets lists registered dataset versions, of one name or of all when
 // name is empty.
-func (c *Client) Datasets(ctx context.Context, name string) ([]*structs.DatasetVersion, error) {
+func (c *Client) Datasets(ctx context.Context, name string) ([]*DatasetVersion, error) {
 	path := "/v1/datasets"
 	if name != "" {
 		path += "?name=" + url.QueryEscape(name)
 	}
-	var out []*structs.DatasetVersion
+	var out []*DatasetVersion
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
@@ -316,8 +315,8 @@ func (c *Client) Datasets(ctx context.Context, name string) ([]*structs.DatasetV
 // RegisterDataset adds a dataset version to the registry (its blob must be
 // in the artifact store); registering the same name and id again returns
 // the existing entry.
-func (c *Client) RegisterDataset(ctx context.Context, body structs.RegisterDatasetBody) (*structs.DatasetVersion, error) {
-	var v structs.DatasetVersion
+func (c *Client) RegisterDataset(ctx context.Context, body RegisterDatasetBody) (*DatasetVersion, error) {
+	var v DatasetVersion
 	if err := c.do(ctx, http.MethodPost, "/v1/datasets", body, &v); err != nil {
 		return nil, err
 	}
@@ -325,8 +324,8 @@ func (c *Client) RegisterDataset(ctx context.Context, body structs.RegisterDatas
 }
 
 // Status returns the cluster status as the answering coordinator sees it.
-func (c *Client) Status(ctx context.Context) (*structs.ClusterStatus, error) {
-	var st structs.ClusterStatus
+func (c *Client) Status(ctx context.Context) (*ClusterStatus, error) {
+	var st ClusterStatus
 	if err := c.do(ctx, http.MethodGet, "/v1/cluster/status", nil, &st); err != nil {
 		return nil, err
 	}
@@ -334,6 +333,6 @@ func (c *Client) Status(ctx context.Context) (*structs.ClusterStatus, error) {
 }
 
 // Join asks the cluster to add a coordinator as a voter.
-func (c *Client) Join(ctx context.Context, req structs.JoinRequest) error {
+func (c *Client) Join(ctx context.Context, req JoinRequest) error {
 	return c.do(ctx, http.MethodPost, "/v1/cluster/join", req, nil)
 }

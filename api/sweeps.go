@@ -1,12 +1,10 @@
-package client
+package api
 
 import (
 	"context"
 	"net/http"
 	"net/url"
 
-	"github.com/trainctl/trainctl/coordinator/structs"
-	"github.com/trainctl/trainctl/coordinator/sweeper"
 	"github.com/trainctl/trainctl/tuning"
 )
 
@@ -16,10 +14,10 @@ import (
 // SubmitSweep submits a sweep. requestID is the idempotency key, as for
 // SubmitJob: calling again with the same id returns the sweep the first
 // call created. A spec the coordinator rejects is an error wrapping
-// structs.ErrInvalid whose message names the fields.
-func (c *Client) SubmitSweep(ctx context.Context, requestID string, spec tuning.Spec) (*structs.Sweep, error) {
-	var sw structs.Sweep
-	err := c.do(ctx, http.MethodPost, "/v1/sweeps", structs.SubmitSweepBody{RequestID: requestID, Spec: spec}, &sw)
+// ErrInvalid whose message names the fields.
+func (c *Client) SubmitSweep(ctx context.Context, requestID string, spec tuning.Spec) (*Sweep, error) {
+	var sw Sweep
+	err := c.do(ctx, http.MethodPost, "/v1/sweeps", SubmitSweepBody{RequestID: requestID, Spec: spec}, &sw)
 	if err != nil {
 		return nil, err
 	}
@@ -27,9 +25,9 @@ func (c *Client) SubmitSweep(ctx context.Context, requestID string, spec tuning.
 }
 
 // Sweep returns a sweep; an unknown id is an error wrapping
-// structs.ErrNotFound.
-func (c *Client) Sweep(ctx context.Context, id string) (*structs.Sweep, error) {
-	var sw structs.Sweep
+// ErrNotFound.
+func (c *Client) Sweep(ctx context.Context, id string) (*Sweep, error) {
+	var sw Sweep
 	if err := c.do(ctx, http.MethodGet, sweepPath(id, ""), nil, &sw); err != nil {
 		return nil, err
 	}
@@ -38,12 +36,12 @@ func (c *Client) Sweep(ctx context.Context, id string) (*structs.Sweep, error) {
 
 // Sweeps lists sweeps in submission order; a non-empty state keeps only
 // those in that state.
-func (c *Client) Sweeps(ctx context.Context, state structs.SweepState) ([]*structs.Sweep, error) {
+func (c *Client) Sweeps(ctx context.Context, state SweepState) ([]*Sweep, error) {
 	path := "/v1/sweeps"
 	if state != "" {
 		path += "?state=" + url.QueryEscape(string(state))
 	}
-	var out []*structs.Sweep
+	var out []*Sweep
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
@@ -52,8 +50,8 @@ func (c *Client) Sweeps(ctx context.Context, state structs.SweepState) ([]*struc
 
 // CancelSweep cancels a sweep (its running trials and their jobs) and
 // returns it; cancelling a sweep that ended leaves it as it is.
-func (c *Client) CancelSweep(ctx context.Context, id string) (*structs.Sweep, error) {
-	var sw structs.Sweep
+func (c *Client) CancelSweep(ctx context.Context, id string) (*Sweep, error) {
+	var sw Sweep
 	if err := c.do(ctx, http.MethodPost, sweepPath(id, "/cancel"), nil, &sw); err != nil {
 		return nil, err
 	}
@@ -63,8 +61,8 @@ func (c *Client) CancelSweep(ctx context.Context, id string) (*structs.Sweep, er
 // SweepTrials returns a sweep's trials as a leaderboard: the trials with a
 // value, best first by the objective (ties by number), then the others by
 // number.
-func (c *Client) SweepTrials(ctx context.Context, id string) ([]structs.Trial, error) {
-	var out []structs.Trial
+func (c *Client) SweepTrials(ctx context.Context, id string) ([]Trial, error) {
+	var out []Trial
 	if err := c.do(ctx, http.MethodGet, sweepPath(id, "/trials"), nil, &out); err != nil {
 		return nil, err
 	}
@@ -75,8 +73,8 @@ func (c *Client) SweepTrials(ctx context.Context, id string) ([]structs.Trial, e
 // history through a fresh searcher and scheduler and report whether it
 // reproduces every recorded suggestion and decision. Each coordinator
 // answers from its own state: ask each to check they agree.
-func (c *Client) ReplaySweep(ctx context.Context, id string) (*sweeper.Report, error) {
-	var rep sweeper.Report
+func (c *Client) ReplaySweep(ctx context.Context, id string) (*SweepReplay, error) {
+	var rep SweepReplay
 	if err := c.do(ctx, http.MethodGet, sweepPath(id, "/replay"), nil, &rep); err != nil {
 		return nil, err
 	}
@@ -85,13 +83,13 @@ func (c *Client) ReplaySweep(ctx context.Context, id string) (*sweeper.Report, e
 
 // Models lists the versions of one model, oldest first, or of every model
 // (by name, then version) when name is empty. A name with no versions is
-// an error wrapping structs.ErrNotFound.
-func (c *Client) Models(ctx context.Context, name string) ([]*structs.ModelVersion, error) {
+// an error wrapping ErrNotFound.
+func (c *Client) Models(ctx context.Context, name string) ([]*ModelVersion, error) {
 	path := "/v1/models"
 	if name != "" {
 		path += "/" + url.PathEscape(name)
 	}
-	var out []*structs.ModelVersion
+	var out []*ModelVersion
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
@@ -104,8 +102,8 @@ func (c *Client) Models(ctx context.Context, name string) ([]*structs.ModelVersi
 // the latest version already has returns that version with created false
 // (also when an earlier try of this very call, retried after a lost
 // answer, created it).
-func (c *Client) RegisterModel(ctx context.Context, body structs.RegisterModelBody) (v *structs.ModelVersion, created bool, err error) {
-	v = new(structs.ModelVersion)
+func (c *Client) RegisterModel(ctx context.Context, body RegisterModelBody) (v *ModelVersion, created bool, err error) {
+	v = new(ModelVersion)
 	status, err := c.doStatus(ctx, http.MethodPost, "/v1/models", body, v)
 	if err != nil {
 		return nil, false, err

@@ -1,12 +1,10 @@
-package client
+package api
 
 import (
 	"context"
 	"net/http"
 	"net/url"
 	"strconv"
-
-	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // The calls below are the worker-facing part of the API: a worker agent
@@ -17,8 +15,8 @@ import (
 // RegisterWorker adds or updates a worker and renews its lease; a worker
 // calls it when it starts and then as its heartbeat, more often than the
 // coordinators' worker lease.
-func (c *Client) RegisterWorker(ctx context.Context, body structs.RegisterWorkerBody) (*structs.Worker, error) {
-	var w structs.Worker
+func (c *Client) RegisterWorker(ctx context.Context, body RegisterWorkerBody) (*Worker, error) {
+	var w Worker
 	if err := c.do(ctx, http.MethodPost, "/v1/workers/register", body, &w); err != nil {
 		return nil, err
 	}
@@ -26,9 +24,9 @@ func (c *Client) RegisterWorker(ctx context.Context, body structs.RegisterWorker
 }
 
 // Assignments returns the ranks placed on a worker, with what it needs to
-// run them; an unknown worker is an error wrapping structs.ErrNotFound.
-func (c *Client) Assignments(ctx context.Context, workerID string) ([]structs.WorkerAssignment, error) {
-	var out []structs.WorkerAssignment
+// run them; an unknown worker is an error wrapping ErrNotFound.
+func (c *Client) Assignments(ctx context.Context, workerID string) ([]WorkerAssignment, error) {
+	var out []WorkerAssignment
 	if err := c.do(ctx, http.MethodGet, "/v1/workers/"+url.PathEscape(workerID)+"/assignments", nil, &out); err != nil {
 		return nil, err
 	}
@@ -38,9 +36,9 @@ func (c *Client) Assignments(ctx context.Context, workerID string) ([]structs.Wo
 // ReportAttempt reports progress (state running) or the outcome of attempt
 // n of a job and returns the job. Reporting an outcome again is safe; a
 // different outcome for an attempt that already ended wraps
-// structs.ErrConflict.
-func (c *Client) ReportAttempt(ctx context.Context, jobID string, n int, body structs.AttemptReportBody) (*structs.Job, error) {
-	var j structs.Job
+// ErrConflict.
+func (c *Client) ReportAttempt(ctx context.Context, jobID string, n int, body AttemptReportBody) (*Job, error) {
+	var j Job
 	path := "/v1/jobs/" + url.PathEscape(jobID) + "/attempts/" + strconv.Itoa(n)
 	if err := c.do(ctx, http.MethodPost, path, body, &j); err != nil {
 		return nil, err
@@ -50,10 +48,10 @@ func (c *Client) ReportAttempt(ctx context.Context, jobID string, n int, body st
 
 // ReportMetrics appends a batch of metric reports to a job and returns the
 // job. A batch retried after a lost answer may be recorded twice.
-func (c *Client) ReportMetrics(ctx context.Context, jobID string, metrics []structs.Metric) (*structs.Job, error) {
-	var j structs.Job
+func (c *Client) ReportMetrics(ctx context.Context, jobID string, metrics []Metric) (*Job, error) {
+	var j Job
 	path := "/v1/jobs/" + url.PathEscape(jobID) + "/metrics"
-	if err := c.do(ctx, http.MethodPost, path, structs.MetricsBody{Metrics: metrics}, &j); err != nil {
+	if err := c.do(ctx, http.MethodPost, path, MetricsBody{Metrics: metrics}, &j); err != nil {
 		return nil, err
 	}
 	return &j, nil
@@ -63,8 +61,8 @@ func (c *Client) ReportMetrics(ctx context.Context, jobID string, metrics []stru
 // coordinator's /v1/blobs/ first; the coordinators copy the blob among
 // themselves before the record is committed. Registering a digest again
 // returns the existing record.
-func (c *Client) RegisterCheckpoint(ctx context.Context, body structs.RegisterCheckpointBody) (*structs.Checkpoint, error) {
-	var out structs.Checkpoint
+func (c *Client) RegisterCheckpoint(ctx context.Context, body RegisterCheckpointBody) (*Checkpoint, error) {
+	var out Checkpoint
 	if err := c.do(ctx, http.MethodPost, "/v1/checkpoints", body, &out); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package client
+package api
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // FlightEndpoint is the answer of GET /v1/datasets/flight: where the
@@ -48,7 +46,7 @@ func (c *Client) DatasetFlight(ctx context.Context, id string) (string, error) {
 // re-reading the file each time; the request itself is bounded by ctx
 // only, not by the client's per-request timeout, since a version may be
 // large.
-func (c *Client) UploadDataset(ctx context.Context, name, path string) (*structs.DatasetVersion, error) {
+func (c *Client) UploadDataset(ctx context.Context, name, path string) (*DatasetVersion, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("upload dataset %s: %w", name, err)
@@ -71,7 +69,7 @@ func (c *Client) UploadDataset(ctx context.Context, name, path string) (*structs
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("upload dataset %s: %w", name, err)
 		}
-		var v structs.DatasetVersion
+		var v DatasetVersion
 		err := uploadOnce(ctx, hc, c.bases[i]+route, f, fi.Size(), &v)
 		if err == nil {
 			c.next.Store(i)
@@ -99,7 +97,7 @@ func (c *Client) UploadDataset(ctx context.Context, name, path string) (*structs
 
 // uploadOnce sends the file to one coordinator and decodes its answer
 // into out.
-func uploadOnce(ctx context.Context, hc *http.Client, u string, body io.Reader, size int64, out *structs.DatasetVersion) error {
+func uploadOnce(ctx context.Context, hc *http.Client, u string, body io.Reader, size int64, out *DatasetVersion) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, io.NopCloser(body))
 	if err != nil {
 		return err
@@ -116,9 +114,9 @@ func uploadOnce(ctx context.Context, hc *http.Client, u string, body io.Reader, 
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb structs.ErrorBody
+		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb = structs.ErrorBody{Error: strings.TrimSpace(string(data)), Code: structs.CodeInternal}
+			eb = ErrorBody{Error: strings.TrimSpace(string(data)), Code: CodeInternal}
 		}
 		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}

@@ -1,4 +1,4 @@
-package client
+package api
 
 import (
 	"context"
@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
 // deadAddr returns an address nothing listens on.
@@ -28,7 +26,7 @@ func deadAddr(t *testing.T) string {
 func apiError(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(structs.ErrorBody{Error: "test: " + code, Code: code})
+	json.NewEncoder(w).Encode(ErrorBody{Error: "test: " + code, Code: code})
 }
 
 func TestRetries(t *testing.T) {
@@ -38,14 +36,14 @@ func TestRetries(t *testing.T) {
 		switch r.URL.Path {
 		case "/v1/jobs/flaky":
 			if unavailable.Add(1) <= 2 {
-				apiError(w, http.StatusServiceUnavailable, structs.CodeNoLeader)
+				apiError(w, http.StatusServiceUnavailable, CodeNoLeader)
 				return
 			}
-			json.NewEncoder(w).Encode(structs.Job{ID: "flaky"})
+			json.NewEncoder(w).Encode(Job{ID: "flaky"})
 		case "/v1/jobs/down":
-			apiError(w, http.StatusServiceUnavailable, structs.CodeNoLeader)
+			apiError(w, http.StatusServiceUnavailable, CodeNoLeader)
 		default:
-			apiError(w, http.StatusNotFound, structs.CodeNotFound)
+			apiError(w, http.StatusNotFound, CodeNotFound)
 		}
 	}))
 	defer srv.Close()
@@ -63,8 +61,8 @@ func TestRetries(t *testing.T) {
 		wantHits int64
 	}{
 		{"past a dead address and two 503s", "flaky", nil, 3},
-		{"404 is not retried", "nope", structs.ErrNotFound, 1},
-		{"503 until the retry timeout", "down", structs.ErrNoLeader, -1},
+		{"404 is not retried", "nope", ErrNotFound, 1},
+		{"503 until the retry timeout", "down", ErrNoLeader, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,204 @@
+package api
+
+import (
+	"slices"
+	"time"
+
+	"github.com/trainctl/trainctl/tuning"
+)
+
+// SweepState is the life-cycle state of a sweep.
+type SweepState string
+
+// Sweep states. A sweep runs until every trial it will ever start has ended
+// (completed), the user cancels it (cancelled), or it cannot go on
+// (failed: for example every trial failed, or its searcher errs).
+const (
+	SweepRunning   SweepState = "running"
+	SweepCompleted SweepState = "completed"
+	SweepCancelled SweepState = "cancelled"
+	SweepFailed    SweepState = "failed"
+)
+
+// Terminal reports whether a sweep in state s starts no more trials.
+func (s SweepState) Terminal() bool { return s != SweepRunning }
+
+// TrialState is the state of one trial of a sweep.
+type TrialState string
+
+// Trial states. A trial is running from its suggestion until its job ends
+// (the job may be pending, running, or requeued after a preemption or a
+// failure with restarts left: a resumed trial is still the same trial). It
+// ends stopped (the scheduler stopped it early; its job is cancelled),
+// completed (its job succeeded), failed (its job failed for good; never
+// counted as a result) or cancelled (the sweep or its job was cancelled).
+const (
+	TrialRunning   TrialState = "running"
+	TrialStopped   TrialState = "stopped"
+	TrialCompleted TrialState = "completed"
+	TrialFailed    TrialState = "failed"
+	TrialCancelled TrialState = "cancelled"
+)
+
+// Terminal reports whether a trial in state s has ended.
+func (s TrialState) Terminal() bool { return s != TrialRunning }
+
+// HasFinite reports whether the trial has a finite result, so that
+// BestValue means something: a trial whose results all diverged (NaN or
+// ±Inf, recorded as non-finite) has HasValue but not HasFinite, and ranks
+// below every trial that has one. Budgets start at 1, so BestBudget 0
+// means none.
+func (t *Trial) HasFinite() bool { return t.BestBudget > 0 }
+
+// Trial is one point of a sweep's search space and the job that trains it.
+type Trial struct {
+	// Number counts a sweep's trials from 0, in suggestion order.
+	Number int `json:"number"`
+	// Params are the values the searcher suggested.
+	Params tuning.Params `json:"params"`
+	// JobID is the trial's job.
+	JobID string `json:"job_id"`
+	// ResultsSeen is how many of the sweep's results (a prefix of
+	// Sweep.Results) the searcher's history held when it suggested this
+	// trial; replay recomputes the suggestion from exactly that history.
+	ResultsSeen int        `json:"results_seen"`
+	State       TrialState `json:"state"`
+	// Budget is the budget (epochs or steps) of the trial's latest result:
+	// what it has used so far. 0 before its first result.
+	Budget int `json:"budget"`
+	// HasValue is false until the trial reports its first result.
+	HasValue bool `json:"has_value"`
+	// LastValue is the objective of the trial's latest result.
+	LastValue float64 `json:"last_value"`
+	// BestValue is the best objective among its finite results, reached
+	// at BestBudget; BestBudget is 0 while it has none (see HasFinite).
+	BestValue  float64 `json:"best_value"`
+	BestBudget int     `json:"best_budget"`
+	// Decision is the scheduler's decision on the latest result
+	// (tuning.Decision's name), empty before the first.
+	Decision string `json:"decision,omitempty"`
+	// BestCheckpoint is the digest of the trial's checkpoint with the best
+	// objective, once one is registered, and Checkpoint Value its value.
+	BestCheckpoint      string    `json:"best_checkpoint,omitempty"`
+	BestCheckpointValue float64   `json:"best_checkpoint_value,omitempty"`
+	Error               string    `json:"error,omitempty"`
+	StartTime           time.Time `json:"start_time"`
+	EndTime             time.Time `json:"end_time,omitzero"`
+}
+
+// SweepResult is one result the sweep's scheduler judged, in the order the
+// controller committed them: replaying Sweep.Results into a fresh scheduler
+// built from the spec gives the same decisions.
+type SweepResult struct {
+	Trial  int `json:"trial"`
+	Budget int `json:"budget"`
+	// Value is the objective; a non-finite value (a diverged trial) is
+	// recorded as 0 with NonFinite set, and counts as the worst value.
+	Value     float64 `json:"value"`
+	NonFinite bool    `json:"non_finite,omitempty"`
+	// Decision is the scheduler's answer (tuning.Decision's name).
+	Decision string    `json:"decision"`
+	Time     time.Time `json:"time"`
+}
+
+// SweepBest is the best checkpoint a sweep has produced so far: what
+// `trainctl serve --sweep` serves.
+type SweepBest struct {
+	Trial      int     `json:"trial"`
+	JobID      string  `json:"job_id"`
+	Checkpoint string  `json:"checkpoint"`
+	Value      float64 `json:"value"`
+}
+
+// Sweep is a hyperparameter sweep. Objects returned by the state store are
+// read-only; use Copy before changing one.
+type Sweep struct {
+	ID string `json:"id"`
+	// RequestID is the client's idempotency key, as for jobs.
+	RequestID string      `json:"request_id"`
+	Spec      tuning.Spec `json:"spec"`
+	// DatasetVersionID is the version spec.job.dataset resolved to at
+	// submission; every trial trains on it.
+	DatasetVersionID string     `json:"dataset_version_id,omitempty"`
+	State            SweepState `json:"state"`
+	// Trials are indexed by number.
+	Trials  []Trial       `json:"trials,omitempty"`
+	Results []SweepResult `json:"results,omitempty"`
+	// Best is nil until a trial has a checkpoint with an objective value.
+	Best *SweepBest `json:"best,omitempty"`
+	// Exhausted is set once the searcher has no more suggestions (grid).
+	Exhausted   bool      `json:"exhausted,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	SubmitTime  time.Time `json:"submit_time"`
+	ModifyTime  time.Time `json:"modify_time"`
+	EndTime     time.Time `json:"end_time,omitzero"`
+	CreateIndex uint64    `json:"create_index"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// Copy returns a copy of s that shares only the (immutable) spec, params
+// and best.
+func (s *Sweep) Copy() *Sweep {
+	c := *s
+	c.Trials = slices.Clone(s.Trials)
+	c.Results = slices.Clone(s.Results)
+	return &c
+}
+
+// RunningTrials counts the trials that have not ended.
+func (s *Sweep) RunningTrials() int {
+	n := 0
+	for i := range s.Trials {
+		if s.Trials[i].State == TrialRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// ModelVersion is one version of a named model in the model registry: a
+// checkpoint that `trainctl serve --model NAME` serves (the newest version).
+type ModelVersion struct {
+	Name string `json:"name"`
+	// Version numbers a name's versions from 1.
+	Version    int    `json:"version"`
+	Checkpoint string `json:"checkpoint"`
+	JobID      string `json:"job_id,omitempty"`
+	SweepID    string `json:"sweep_id,omitempty"`
+	// Metric and Value are the objective the checkpoint was chosen by.
+	Metric      string    `json:"metric,omitempty"`
+	Value       float64   `json:"value,omitempty"`
+	CreateTime  time.Time `json:"create_time"`
+	CreateIndex uint64    `json:"create_index"`
+}
+
+// SubmitSweepBody is the body of POST /v1/sweeps.
+type SubmitSweepBody struct {
+	RequestID string      `json:"request_id"`
+	Spec      tuning.Spec `json:"spec"`
+}
+
+// RegisterModelBody is the body of POST /v1/models: a checkpoint (by
+// digest), or the best checkpoint of a sweep or the latest of a job.
+type RegisterModelBody struct {
+	Name       string `json:"name"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	JobID      string `json:"job_id,omitempty"`
+	SweepID    string `json:"sweep_id,omitempty"`
+}
+
+// SweepReplay is the outcome of replaying a sweep: how many recorded decisions and
+// suggestions it recomputed and every one that came out different. It is
+// what GET /v1/sweeps/{id}/replay serves.
+type SweepReplay struct {
+	// Results is the number of recorded scheduler decisions checked.
+	Results int `json:"results"`
+	// Suggestions is the number of recorded trial suggestions checked.
+	Suggestions int `json:"suggestions"`
+	// Mismatches describe each difference, such as
+	// "results[4]: recorded stop, replay continue".
+	Mismatches []string `json:"mismatches,omitempty"`
+}
+
+// OK reports whether the replay reproduced every decision and suggestion.
+func (r *SweepReplay) OK() bool { return len(r.Mismatches) == 0 }
