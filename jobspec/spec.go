@@ -15,7 +15,7 @@ import (
 	"github.com/trainctl/trainctl/dataset"
 )
 
-// ModelUNetS is UNet-S of DESIGN.md, sized to the dataset's images,
+// ModelUNetS is UNet-S of docs/architecture.md, sized to the dataset's images,
 // channels and classes. It is the only model today.
 const ModelUNetS = "unet-s"
 

@@ -49,7 +49,7 @@ type Config struct {
 }
 
 // DefaultConfig returns Adam with lr 1e-3, β1 0.9, β2 0.999 and eps 1e-8, the
-// reference configuration of DESIGN.md.
+// reference configuration of docs/architecture.md.
 func DefaultConfig() Config {
 	return Config{Kind: Adam, LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 }
