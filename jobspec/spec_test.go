@@ -358,7 +358,7 @@ func TestParseDefaults(t *testing.T) {
 
 // TestExampleFile parses deploy/examples/job.yaml.
 func TestExampleFile(t *testing.T) {
-	s, err := ParseFile(filepath.Join("..", "..", "deploy", "examples", "job.yaml"))
+	s, err := ParseFile(filepath.Join("..", "deploy", "examples", "job.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestParseFileMissing(t *testing.T) {
 
 // TestRoundTrip encodes specs as YAML and JSON and decodes them back.
 func TestRoundTrip(t *testing.T) {
-	example, err := ParseFile(filepath.Join("..", "..", "deploy", "examples", "job.yaml"))
+	example, err := ParseFile(filepath.Join("..", "deploy", "examples", "job.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
