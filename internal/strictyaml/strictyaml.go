@@ -35,6 +35,12 @@ import (
 // make any walk or copy of the value take exponential time and memory.
 const MaxAliasNodes = 100_000
 
+// MaxProblems bounds the problems a Parser keeps. A spec with a mistake
+// in every line (a megabyte of unknown keys, say) would otherwise make an
+// error message a hundred times its size; past the first MaxProblems,
+// Problems says how many more there were.
+const MaxProblems = 100
+
 // Problem is one thing wrong with a spec: what (Msg), about which field
 // (Field, a dotted path; empty for the document as a whole) and where
 // (Line, 1-based; 0 when there is no line, as for a missing field).
@@ -69,6 +75,7 @@ type Parser struct {
 	intLo  int64
 	intHi  int64
 	probs  []Problem
+	more   int             // problems past MaxProblems, counted only
 	lines  map[string]int  // field path → line of its value
 	failed map[string]bool // field paths whose value did not decode
 	sizes  map[*yaml.Node]*expansion
@@ -355,23 +362,35 @@ func (p *Parser) Fail(path, format string, args ...any) {
 	p.Add(p.lines[path], path, format, args...)
 }
 
-// Add records a problem at line with the field at path.
+// Add records a problem at line with the field at path; past MaxProblems
+// it only counts it.
 func (p *Parser) Add(line int, path, format string, args ...any) {
+	if len(p.probs) >= MaxProblems {
+		p.more++
+		return
+	}
 	p.probs = append(p.probs, Problem{Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Count is how many problems have been recorded so far, so that a caller
-// can tell whether decoding some part of a spec added any.
-func (p *Parser) Count() int { return len(p.probs) }
+// Count is how many problems have been recorded so far, those past
+// MaxProblems included, so that a caller can tell whether decoding some
+// part of a spec added any.
+func (p *Parser) Count() int { return len(p.probs) + p.more }
 
 // Problems returns the recorded problems sorted by line, problems on one
-// line in the order they were recorded; nil when there are none.
+// line in the order they were recorded; nil when there are none. When
+// more than MaxProblems were recorded, it returns the first MaxProblems
+// found and then one Problem without line or field that says how many
+// more there were.
 func (p *Parser) Problems() []Problem {
 	if len(p.probs) == 0 {
 		return nil
 	}
 	out := slices.Clone(p.probs)
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
+	if p.more > 0 {
+		out = append(out, Problem{Msg: fmt.Sprintf("%d more problems not listed", p.more)})
+	}
 	return out
 }
 
