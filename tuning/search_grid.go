@@ -51,17 +51,18 @@ func NewGrid(space Space) (*Grid, error) {
 		g.size *= len(vs)
 		g.values = append(g.values, vs)
 	}
-	if g.size > size { // gridValues lists at most gridCount values
-		return nil, fmt.Errorf("tuning: grid of %d points, expected at most %d", g.size, size)
+	if g.size != size {
+		return nil, fmt.Errorf("tuning: grid of %d points, GridSize says %d", g.size, size)
 	}
 	return g, nil
 }
 
-// GridSize returns an upper bound on the number of points grid search over
-// the valid space lists (exact but for int ranges with grid_points, whose
-// values may round to fewer distinct integers), computed without listing
-// them. It errs, wrapping ErrInvalidSpace, when a parameter cannot be put
-// on a grid or the product exceeds MaxGridSize.
+// GridSize returns the number of points of grid search over the valid
+// space, computed before any grid is built: from each parameter's count of
+// grid values (listing at most MaxGridPoints values, for an int range with
+// grid_points, whose points may round to the same integer). It errs,
+// wrapping ErrInvalidSpace, when a parameter cannot be put on a grid or the
+// product exceeds MaxGridSize.
 func GridSize(space Space) (int, error) {
 	size := 1
 	for _, p := range space.Params {
@@ -78,9 +79,9 @@ func GridSize(space Space) (int, error) {
 	return size, nil
 }
 
-// gridCount is how many grid values p has at most, between 1 and
-// MaxGridPoints (MaxChoices for a choice), or an error for a parameter that
-// grid search cannot list.
+// gridCount is how many grid values p has, between 1 and MaxGridPoints
+// (MaxChoices for a choice), or an error for a parameter that grid search
+// cannot list.
 func gridCount(p Param) (int, error) {
 	switch {
 	case p.Type == Choice:
@@ -90,6 +91,8 @@ func gridCount(p Param) (int, error) {
 		return len(p.Values), nil
 	case p.GridPoints < 0 || p.GridPoints > MaxGridPoints:
 		return 0, fmt.Errorf("%w: %s: grid_points must be in 0..%d, got %d", ErrInvalidSpace, p.Name, MaxGridPoints, p.GridPoints)
+	case p.GridPoints > 0 && p.Type == Int:
+		return len(rangeValues(p)), nil // rounding may merge points
 	case p.GridPoints > 0:
 		return p.GridPoints, nil
 	case p.Type != Int:
@@ -102,8 +105,8 @@ func gridCount(p Param) (int, error) {
 	return int(p.High-p.Low) + 1, nil
 }
 
-// gridValues lists the grid values of p: at most gridCount(p) of them, so
-// never more than MaxGridPoints (MaxChoices for a choice).
+// gridValues lists the gridCount(p) grid values of p, so never more than
+// MaxGridPoints (MaxChoices for a choice).
 func gridValues(p Param) ([]Value, error) {
 	k, err := gridCount(p)
 	if err != nil {
@@ -112,13 +115,21 @@ func gridValues(p Param) ([]Value, error) {
 	if p.Type == Choice {
 		return p.Values, nil
 	}
-	out := make([]Value, 0, k)
 	if p.GridPoints == 0 { // an int range, every integer
-		for i := range k {
-			out = append(out, IntValue(int64(p.Low)+int64(i)))
+		out := make([]Value, k)
+		for i := range out {
+			out[i] = IntValue(int64(p.Low) + int64(i))
 		}
 		return out, nil
 	}
+	return rangeValues(p), nil
+}
+
+// rangeValues lists the p.GridPoints (1..MaxGridPoints) grid values of the
+// numeric range p, fewer for an int range where rounding merges points.
+func rangeValues(p Param) []Value {
+	k := min(max(p.GridPoints, 1), MaxGridPoints)
+	out := make([]Value, 0, k)
 	lo, hi := p.Low, p.High
 	logScale := p.Type == LogUniform || p.Log
 	if logScale {
@@ -147,7 +158,7 @@ func gridValues(p Param) ([]Value, error) {
 		}
 		out = append(out, Float(x))
 	}
-	return out, nil
+	return out
 }
 
 // Size is the number of points of the grid.
