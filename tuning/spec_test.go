@@ -226,23 +226,3 @@ func TestValidateJSONSpec(t *testing.T) {
 		t.Fatalf("Validate = %v, want %q", err, want)
 	}
 }
-
-// FuzzParse checks that Parse never panics and that what it accepts
-// validates; the seeds run with go test.
-func FuzzParse(f *testing.F) {
-	f.Add([]byte(minimal))
-	f.Add([]byte("base: &b {name: t, dataset: shapes@v1}\nname: s\njob: *b\nsearch_space: {lr: null, batch: {type: int, low: 1, high: 8}, optimizer: {type: choice, values: [{a: 1}, [1]]}}\nobjective: {metric: m, mode: max}\n"))
-	f.Add([]byte("name: s\njob: [1]\nsearch_space: [lr]\nobjective: x\nsearcher: 3\nscheduler: {name: median, min_trials: x}\nbudget: {unit: steps, max: 99999999999}\n"))
-	if data, err := os.ReadFile(filepath.Join("..", "deploy", "examples", "sweep.yaml")); err == nil {
-		f.Add(data)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := Parse(data, "f.yaml")
-		if err != nil {
-			return
-		}
-		if err := s.Validate(); err != nil {
-			t.Fatalf("Parse accepted a spec that Validate rejects: %v", err)
-		}
-	})
-}
