@@ -32,6 +32,8 @@ func TestLimits(t *testing.T) {
 		{"restarts", "max_restarts", 1 << 40, "max_restarts: must be in 0..100, got 1099511627776"},
 		{"checkpoint every", "checkpoint_every", 1 << 40, "checkpoint_every: must be in 0..1000000000 steps (0: only at epoch ends), got 1099511627776"},
 		{"name", "name", long, "name: is 10000 bytes, the limit is 128"},
+		{"dataset", "dataset", long, `dataset: "` + long[:64] + `…" (10000 bytes) is not NAME[@VERSION] (NAME: a-z 0-9 . _ -; VERSION: latest, v<N> or an id prefix of 6+ hex digits)`},
+		{"optimizer", "hyperparameters.optimizer", long, `hyperparameters.optimizer: "` + long[:64] + `…" (10000 bytes) is not one of adam, sgd`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/internal/strictyaml"
 )
 
 // ModelUNetS is UNet-S of DESIGN.md, sized to the dataset's images,
@@ -267,11 +268,11 @@ func (s Spec) check() Errors {
 	if s.Dataset == "" {
 		bad("dataset", "required (NAME or NAME@VERSION)")
 	} else if _, err := dataset.ParseRef(s.Dataset); err != nil {
-		bad("dataset", "%q is not NAME[@VERSION] (NAME: a-z 0-9 . _ -; VERSION: latest, v<N> or an id prefix of %d+ hex digits)",
-			s.Dataset, dataset.MinIDPrefix)
+		bad("dataset", "%s is not NAME[@VERSION] (NAME: a-z 0-9 . _ -; VERSION: latest, v<N> or an id prefix of %d+ hex digits)",
+			strictyaml.Quote(s.Dataset), dataset.MinIDPrefix)
 	}
 	if s.Model != ModelUNetS {
-		bad("model", "%q is not a known model (known: %s)", s.Model, ModelUNetS)
+		bad("model", "%s is not a known model (known: %s)", strictyaml.Quote(s.Model), ModelUNetS)
 	}
 
 	h := s.Hyperparameters
@@ -290,7 +291,7 @@ func (s Spec) check() Errors {
 			bad("hyperparameters.momentum", "must be in [0, 1) with optimizer sgd, got %v", h.Momentum)
 		}
 	default:
-		bad("hyperparameters.optimizer", "%q is not one of %s, %s", h.Optimizer, OptimizerAdam, OptimizerSGD)
+		bad("hyperparameters.optimizer", "%s is not one of %s, %s", strictyaml.Quote(h.Optimizer), OptimizerAdam, OptimizerSGD)
 	}
 	if !finite(h.WeightDecay) || h.WeightDecay < 0 {
 		bad("hyperparameters.weight_decay", "must be a number >= 0, got %v", h.WeightDecay)
@@ -330,7 +331,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration: %q is not a duration (like 90s, 10m or 1h30m)", s)
+		return fmt.Errorf("duration: %s is not a duration (like 90s, 10m or 1h30m)", strictyaml.Quote(s))
 	}
 	*d = Duration(v)
 	return nil

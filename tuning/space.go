@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/trainctl/trainctl/internal/strictyaml"
 )
 
 // ErrInvalidSpace is wrapped by every error Space.Validate returns.
@@ -393,7 +395,7 @@ func (p Param) problems() []string {
 	case "":
 		bad("type is required (uniform, loguniform, int or choice)")
 	default:
-		bad("type %q is not one of uniform, loguniform, int, choice", p.Type)
+		bad("type %s is not one of uniform, loguniform, int, choice", strictyaml.Quote(string(p.Type)))
 	}
 	return out
 }

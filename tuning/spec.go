@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trainctl/trainctl/internal/strictyaml"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -254,7 +255,7 @@ func (s Spec) NewSearcher() (Searcher, error) {
 	case SearcherTPE:
 		return NewTPE(s.SearchSpace, s.Seed, s.Objective.Mode, s.Searcher.TPE)
 	}
-	return nil, fmt.Errorf("tuning: unknown searcher %q", s.Searcher.Name)
+	return nil, fmt.Errorf("tuning: unknown searcher %s", strictyaml.Quote(s.Searcher.Name))
 }
 
 // check validates s (after its defaults) and returns the problems without
@@ -345,7 +346,7 @@ func (s Spec) check() jobspec.Errors {
 	case "":
 		bad("objective.mode", "required (min or max)")
 	default:
-		bad("objective.mode", "%q is not min or max", s.Objective.Mode)
+		bad("objective.mode", "%s is not min or max", strictyaml.Quote(string(s.Objective.Mode)))
 	}
 
 	switch s.Searcher.Name {
@@ -361,14 +362,14 @@ func (s Spec) check() jobspec.Errors {
 				MaxTPEWork, s.MaxTrials, nc, MaxTPEWork/nc)
 		}
 	default:
-		bad("searcher.name", "%q is not one of grid, random, tpe", s.Searcher.Name)
+		bad("searcher.name", "%s is not one of grid, random, tpe", strictyaml.Quote(s.Searcher.Name))
 	}
 
 	sc := s.Scheduler
 	switch sc.Name {
 	case SchedulerFIFO, SchedulerASHA, SchedulerHyperband, SchedulerMedian:
 	default:
-		bad("scheduler.name", "%q is not one of fifo, asha, hyperband, median", sc.Name)
+		bad("scheduler.name", "%s is not one of fifo, asha, hyperband, median", strictyaml.Quote(sc.Name))
 	}
 	if sc.ReductionFactor != 0 && (sc.ReductionFactor < 2 || sc.ReductionFactor > MaxReductionFactor) {
 		bad("scheduler.reduction_factor", "must be in 2..%d, got %d", MaxReductionFactor, sc.ReductionFactor)
@@ -391,7 +392,7 @@ func (s Spec) check() jobspec.Errors {
 	switch b.Unit {
 	case UnitEpochs, UnitSteps:
 	default:
-		bad("budget.unit", "%q is not epochs or steps", b.Unit)
+		bad("budget.unit", "%s is not epochs or steps", strictyaml.Quote(b.Unit))
 	}
 	if b.Min < 1 || b.Min > MaxBudgetLimit {
 		bad("budget.min", "must be in 1..%d, got %d", MaxBudgetLimit, b.Min)

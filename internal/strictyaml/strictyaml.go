@@ -258,7 +258,7 @@ func (p *Parser) Str(path string, n *yaml.Node, dst *string) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		want := "a string"
 		if n.Kind == yaml.ScalarNode {
-			want += fmt.Sprintf(" (quote it: %q)", n.Value)
+			want += fmt.Sprintf(" (quote it: %s)", Quote(n.Value))
 		}
 		p.TypeError(path, n, want)
 		return
@@ -524,8 +524,27 @@ func IsNull(n *yaml.Node) bool {
 	return n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// Describe shows a value in a problem's message: a string quoted, other
-// scalars as written, collections by kind.
+// MaxQuoteLen bounds the bytes of a value that Quote and Describe show in
+// a problem's message, so that an error about a long value is not as long
+// as the value.
+const MaxQuoteLen = 64
+
+// Quote returns s quoted as strconv.Quote does, cut to its first
+// MaxQuoteLen bytes (at a character boundary) and followed by its length
+// when longer: "aaaa…" (10000 bytes).
+func Quote(s string) string {
+	if len(s) <= MaxQuoteLen {
+		return strconv.Quote(s)
+	}
+	cut := MaxQuoteLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]+"…") + " (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Describe shows a value in a problem's message: a string quoted (Quote),
+// other scalars as written (cut like a string), collections by kind.
 func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -536,7 +555,10 @@ func Describe(n *yaml.Node) string {
 		return "an alias (*" + n.Value + ")"
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!str" {
-			return strconv.Quote(n.Value)
+			return Quote(n.Value)
+		}
+		if len(n.Value) > MaxQuoteLen {
+			return Quote(n.Value)
 		}
 		return n.Value
 	default:

@@ -295,3 +295,19 @@ func TestMaxProblems(t *testing.T) {
 		t.Errorf("last problem %+v, want %+v", last, want)
 	}
 }
+
+// TestQuote checks that long values are cut, at a character boundary, with
+// their length, and short ones quoted whole.
+func TestQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"adam", `"adam"`},
+		{strings.Repeat("a", MaxQuoteLen), strconv.Quote(strings.Repeat("a", MaxQuoteLen))},
+		{strings.Repeat("a", 10_000), `"` + strings.Repeat("a", MaxQuoteLen) + `…" (10000 bytes)`},
+		{strings.Repeat("a", MaxQuoteLen-1) + "é" + "b", `"` + strings.Repeat("a", MaxQuoteLen-1) + `…" (66 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := Quote(tt.in); got != tt.want {
+			t.Errorf("Quote(%d bytes) = %s, want %s", len(tt.in), got, tt.want)
+		}
+	}
+}
