@@ -11,10 +11,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/trainctl
 
 # Unit and integration tests with the race detector (needs cgo and gcc),
-# then ten seconds of fuzzing the serving image decoder (`make fuzz`: a minute).
+# then a few seconds of fuzzing each of the serving image decoder and the
+# job and sweep spec parsers (`make fuzz`: a minute each).
 test:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 10s ./serving/
+	$(GO) test -run '^$$' -fuzz FuzzParseJobSpec -fuzztime 5s ./jobspec/
+	$(GO) test -run '^$$' -fuzz FuzzParseSweepSpec -fuzztime 5s ./tuning/
 
 # The same without the race detector, for a quick local loop.
 test-short:
@@ -38,10 +41,14 @@ tour: build
 	BIN=$(BIN) bash deploy/demo.sh
 
 # Fuzz the serving image decode path (sniff, header limits, decode, resize)
-# for a minute; the seed corpus alone runs in `make test`.
+# and the job and sweep spec parsers (limits, round trips, searchers and
+# schedulers of accepted sweeps) for a minute each; the seed corpora alone
+# run with every go test.
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 60s ./serving/
+	$(GO) test -run '^$$' -fuzz FuzzParseJobSpec -fuzztime 60s ./jobspec/
+	$(GO) test -run '^$$' -fuzz FuzzParseSweepSpec -fuzztime 60s ./tuning/
 
 lint:
 	$(GO) vet $(PKGS)
