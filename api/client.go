@@ -151,9 +151,7 @@ func (c *Client) doQuery(ctx context.Context, method, path string, q *QueryOptio
 			return 0, QueryMeta{}, fmt.Errorf("%s %s: encode: %w", method, path, err)
 		}
 	}
-	// A blocking query may wait before its answer: the retries' time
-	// starts after that.
-	deadline := time.Now().Add(c.cfg.RetryTimeout + q.timeout())
+	deadline := time.Now().Add(c.cfg.RetryTimeout)
 	wait := c.cfg.RetryWait
 	start := c.next.Load()
 	// lastAPIErr is the last answer of a coordinator: when giving up it says
@@ -161,13 +159,20 @@ func (c *Client) doQuery(ctx context.Context, method, path string, q *QueryOptio
 	var lastAPIErr *APIError
 	for attempt := int64(0); ; attempt++ {
 		i := (start + attempt) % int64(len(c.bases))
+		sent := time.Now()
 		status, meta, err := c.once(ctx, c.bases[i], method, path, q, body, out)
 		if err == nil {
 			c.next.Store(i)
 			return status, meta, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {
-			return 0, QueryMeta{}, fmt.Errorf("%s %s: %w", method, path, err)
+			// An error answer of a blocking GET still carries its index
+			// (a model not registered yet is waited on as any other).
+			return 0, meta, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		if q.RequestTimeout() > 0 {
+			// Time spent waiting in a blocking query is not retrying.
+			deadline = deadline.Add(time.Since(sent))
 		}
 		errors.As(err, &lastAPIErr)
 		if (attempt+1)%int64(len(c.bases)) != 0 {
@@ -196,7 +201,7 @@ func (c *Client) doQuery(ctx context.Context, method, path string, q *QueryOptio
 // client's own timeout, is bounded by q's wait and some slack instead.
 func (c *Client) once(ctx context.Context, base, method, path string, q *QueryOptions, body []byte, out any) (int, QueryMeta, error) {
 	hc := c.http
-	if d := q.timeout(); d > 0 {
+	if d := q.RequestTimeout(); d > 0 {
 		hc = c.blockingHTTP
 		path = withQuery(path, q.Values())
 		var cancel context.CancelFunc
@@ -223,14 +228,14 @@ func (c *Client) once(ctx context.Context, base, method, path string, q *QueryOp
 	if err != nil {
 		return 0, QueryMeta{}, fmt.Errorf("read answer of %s: %w", base, err)
 	}
+	meta := parseQueryMeta(resp.Header)
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb = ErrorBody{Error: strings.TrimSpace(string(data)), Code: CodeInternal}
 		}
-		return 0, QueryMeta{}, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return 0, meta, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
-	meta := parseQueryMeta(resp.Header)
 	if out == nil {
 		return resp.StatusCode, meta, nil
 	}

@@ -21,6 +21,9 @@ type QueryMeta struct {
 	// LastIndex is the answer's IndexHeader: the index of the tables the
 	// GET reads when it answered. 0 means the answer carried none (a route
 	// or a server without blocking queries): waiting on it is not possible.
+	// An error answer of the API carries it too (a model not registered
+	// yet is a 404 that can be waited on): the *Query methods return it
+	// with the error.
 	LastIndex uint64
 }
 
@@ -52,10 +55,13 @@ func (q *QueryOptions) wait() time.Duration {
 	return min(d, MaxBlockingWait)
 }
 
-// timeout returns the deadline of one request of a blocking query: its
-// wait, a sixteenth of it (the jitter Consul's servers add) and
-// blockingSlack; 0 when the query does not wait.
-func (q *QueryOptions) timeout() time.Duration {
+// RequestTimeout returns the deadline the Client gives one request of the
+// query: for a blocking query its wait, a sixteenth of it (the jitter
+// Consul's servers add) and a few seconds; 0 for a query that does not
+// wait (nil, or no WaitIndex), which the HTTP client's own timeout bounds.
+// A caller that bounds a blocking query's context should allow this much
+// and its retries on top.
+func (q *QueryOptions) RequestTimeout() time.Duration {
 	w := q.wait()
 	if w == 0 {
 		return 0

@@ -111,7 +111,7 @@ func TestQueryOptionsTimeout(t *testing.T) {
 		{"over the bound", &QueryOptions{WaitIndex: 1, WaitTime: time.Hour}, MaxBlockingWait + MaxBlockingWait/16 + blockingSlack},
 	}
 	for _, tt := range tests {
-		if got := tt.q.timeout(); got != tt.want {
+		if got := tt.q.RequestTimeout(); got != tt.want {
 			t.Errorf("%s: timeout %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -183,3 +183,16 @@ func TestWatchPause(t *testing.T) {
 	}
 }
 
+// TestErrorAnswerKeepsIndex: a 404 of a blocking GET returns its index
+// with the error, so a caller can wait for the thing to appear.
+func TestErrorAnswerKeepsIndex(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(IndexHeader, "12")
+		apiError(w, http.StatusNotFound, CodeNotFound)
+	}))
+	defer srv.Close()
+	_, meta, err := New(srv.URL).ModelsQuery(context.Background(), "pets", &QueryOptions{WaitIndex: 3})
+	if !errors.Is(err, ErrNotFound) || meta.LastIndex != 12 {
+		t.Fatalf("got index %d, %v; want 12 and ErrNotFound", meta.LastIndex, err)
+	}
+}
