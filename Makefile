@@ -11,10 +11,12 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/trainctl
 
 # Unit and integration tests with the race detector (needs cgo and gcc),
-# then ten seconds of fuzzing the serving image decoder (`make fuzz`: a minute).
+# then ten seconds of fuzzing the serving image decoder and five of the
+# Raft command decoder (`make fuzz`: a minute each).
 test:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 10s ./serving/
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 5s ./coordinator/state/
 
 # The same without the race detector, for a quick local loop.
 test-short:
@@ -38,10 +40,13 @@ tour: build
 	BIN=$(BIN) bash deploy/demo.sh
 
 # Fuzz the serving image decode path (sniff, header limits, decode, resize)
-# for a minute; the seed corpus alone runs in `make test`.
+# and the FSM's command decoding (arbitrary entries: applied or halted,
+# never a panic or a corrupt state) for a minute each; the seed corpora
+# alone run in `make test`.
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 60s ./serving/
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime 60s ./coordinator/state/
 
 lint:
 	$(GO) vet $(PKGS)
