@@ -19,8 +19,9 @@ var (
 	// ErrNoLeader is returned when the cluster has no known leader (an
 	// election is running, or this server is cut off from a quorum).
 	ErrNoLeader = errors.New("no cluster leader")
-	// ErrUnknownCommand is returned by the FSM for a command type it does not
-	// know and that is not marked IgnoreUnknownTypeFlag.
+	// ErrUnknownCommand is wrapped by the error the FSM halts with on a
+	// command type it does not know and that is not marked
+	// IgnoreUnknownTypeFlag.
 	ErrUnknownCommand = errors.New("unknown command type")
 )
 
