@@ -90,7 +90,7 @@ func (s *Server) routes(extra ...route) http.Handler {
 	for _, rt := range append(s.apiRoutes(), extra...) {
 		mux.Handle(rt.pattern, rt.handler)
 	}
-	return s.middleware(mux)
+	return s.middleware(mux, httpLimits{inFlight: maxInFlight, blocking: maxBlockingInFlight})
 }
 
 // authenticate returns the identity of an HTTP request's sender. Until the
@@ -302,6 +302,9 @@ func decodeJSON(body []byte, out any) error {
 		field := typeErr.Field
 		if errors.Is(err, jobspec.ErrInvalid) { // inside the spec's own decoder
 			field = strings.TrimSuffix("spec."+field, ".")
+		}
+		if field == "" {
+			return fmt.Errorf("body: %w: got JSON %s, want an object (%s)", structs.ErrInvalid, typeErr.Value, typeErr.Type)
 		}
 		return fmt.Errorf("body: %s: %w: got JSON %s, want %s", field, structs.ErrInvalid, typeErr.Value, typeErr.Type)
 	case errors.As(err, &synErr):

@@ -30,8 +30,10 @@ type CheckpointListRequest struct {
 	api.QueryOptions
 }
 
-// jobStates are the states a job list may be filtered by.
-var jobStates = []structs.JobState{structs.JobPending, structs.JobRunning, structs.JobSucceeded, structs.JobFailed, structs.JobCancelled}
+// jobStates returns the states a job list may be filtered by.
+func jobStates() []structs.JobState {
+	return []structs.JobState{structs.JobPending, structs.JobRunning, structs.JobSucceeded, structs.JobFailed, structs.JobCancelled}
+}
 
 // Submit submits a job (POST /v1/jobs): the reply is the new job
 // (Created), or the job an earlier request with the same request_id
@@ -121,8 +123,8 @@ func (e *Jobs) List(ctx context.Context, id Identity, req *JobListRequest) (Repl
 		return Reply[[]*api.Job]{}, err
 	}
 	want := structs.JobState(req.State)
-	if want != "" && !slices.Contains(jobStates, want) {
-		return Reply[[]*api.Job]{}, fmt.Errorf("state: %w: %q is not a job state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), jobStates)
+	if want != "" && !slices.Contains(jobStates(), want) {
+		return Reply[[]*api.Job]{}, fmt.Errorf("state: %w: %q is not a job state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), jobStates())
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableJobs)
 	out := []*api.Job{}

@@ -41,10 +41,15 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// httpLimits are the concurrency limits of the middleware chain.
+type httpLimits struct {
+	inFlight, blocking int
+}
+
 // middleware wraps the API's handler in the chain above.
-func (s *Server) middleware(next http.Handler) http.Handler {
-	inFlight := make(chan struct{}, maxInFlight)
-	blocking := make(chan struct{}, maxBlockingInFlight)
+func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
+	inFlight := make(chan struct{}, lim.inFlight)
+	blocking := make(chan struct{}, lim.blocking)
 	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sem := inFlight
 		if r.Method == http.MethodGet && r.URL.Query().Has("index") {

@@ -59,16 +59,8 @@ func (e *Models) Register(ctx context.Context, id Identity, req *api.RegisterMod
 	if err := s.authorize(ctx, id, ActionModelRegister); err != nil {
 		return zero, err
 	}
-	if err := checkID("name", api.KindModel, req.Name); err != nil {
+	if err := checkModelRequest(req); err != nil {
 		return zero, err
-	}
-	for _, f := range []struct {
-		name, value string
-		kind        api.Kind
-	}{{"checkpoint", req.Checkpoint, api.KindDigest}, {"job_id", req.JobID, api.KindJob}, {"sweep_id", req.SweepID, api.KindSweep}} {
-		if err := checkOptionalID(f.name, f.kind, f.value); err != nil {
-			return zero, err
-		}
 	}
 	if err := s.leaderOnly(ctx); err != nil {
 		return zero, err
@@ -95,25 +87,40 @@ func (e *Models) Register(ctx context.Context, id Identity, req *api.RegisterMod
 	return Reply[*api.ModelVersion]{Value: m, Created: m.CreateTime.Equal(cmd.Time)}, nil
 }
 
-// modelSource resolves the one source a registration names to the
-// checkpoint, job, sweep and objective of the new version (Name and Time
-// left for the caller).
-func (s *Server) modelSource(body api.RegisterModelBody) (*structs.ModelRegisterRequest, error) {
+// checkModelRequest checks a registration's name and that it names exactly
+// one well-formed source.
+func checkModelRequest(req *api.RegisterModelBody) error {
+	if err := checkID("name", api.KindModel, req.Name); err != nil {
+		return err
+	}
 	var given []string
-	for _, f := range []struct{ name, value string }{
-		{"checkpoint", body.Checkpoint}, {"job_id", body.JobID}, {"sweep_id", body.SweepID},
-	} {
-		if f.value != "" {
-			given = append(given, f.name)
+	for _, f := range []struct {
+		name, value string
+		kind        api.Kind
+	}{{"checkpoint", req.Checkpoint, api.KindDigest}, {"job_id", req.JobID, api.KindJob}, {"sweep_id", req.SweepID, api.KindSweep}} {
+		if f.value == "" {
+			continue
 		}
+		if err := checkID(f.name, f.kind, f.value); err != nil {
+			return err
+		}
+		given = append(given, f.name)
 	}
 	if len(given) != 1 {
 		got := "none"
 		if len(given) > 0 {
 			got = strings.Join(given, ", ")
 		}
-		return nil, fmt.Errorf("checkpoint, job_id, sweep_id: %w: give exactly one, got %s", structs.ErrInvalid, got)
+		return fmt.Errorf("checkpoint, job_id, sweep_id: %w: give exactly one, got %s", structs.ErrInvalid, got)
 	}
+	return nil
+}
+
+// modelSource resolves the one source a registration names to the
+// checkpoint, job, sweep and objective of the new version (Name and Time
+// left for the caller).
+// The caller checked the request (checkModelRequest).
+func (s *Server) modelSource(body api.RegisterModelBody) (*structs.ModelRegisterRequest, error) {
 	switch {
 	case body.Checkpoint != "":
 		c, err := s.State().Checkpoint(body.Checkpoint)

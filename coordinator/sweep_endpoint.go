@@ -24,8 +24,10 @@ type SweepListRequest struct {
 	api.QueryOptions
 }
 
-// sweepStates are the states a sweep list may be filtered by.
-var sweepStates = []structs.SweepState{structs.SweepRunning, structs.SweepCompleted, structs.SweepCancelled, structs.SweepFailed}
+// sweepStates returns the states a sweep list may be filtered by.
+func sweepStates() []structs.SweepState {
+	return []structs.SweepState{structs.SweepRunning, structs.SweepCompleted, structs.SweepCancelled, structs.SweepFailed}
+}
 
 // Submit submits a sweep (POST /v1/sweeps): the reply is the new sweep
 // (Created), or the sweep an earlier request with the same request_id
@@ -58,8 +60,8 @@ func (e *Sweeps) List(ctx context.Context, id Identity, req *SweepListRequest) (
 		return Reply[[]*api.Sweep]{}, err
 	}
 	want := structs.SweepState(req.State)
-	if want != "" && !slices.Contains(sweepStates, want) {
-		return Reply[[]*api.Sweep]{}, fmt.Errorf("state: %w: %q is not a sweep state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), sweepStates)
+	if want != "" && !slices.Contains(sweepStates(), want) {
+		return Reply[[]*api.Sweep]{}, fmt.Errorf("state: %w: %q is not a sweep state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), sweepStates())
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableSweeps)
 	out := []*api.Sweep{}
