@@ -73,7 +73,8 @@ type Reply[T any] struct {
 	// finding it made by an earlier request (HTTP answers 201, not 200).
 	Created bool
 	// Index is, for a read, the modify index of the tables it read
-	// (blocking queries; HTTP sends it as api.IndexHeader); 0 otherwise.
+	// (blocking queries; HTTP sends it as api.IndexHeader), set also
+	// when the read answers an error after reading; 0 otherwise.
 	Index uint64
 }
 

@@ -135,12 +135,14 @@ func serve[Req, Resp any](s *Server, decode decodeFunc[Req], call endpointFunc[R
 			s.proxyToLeader(w, r, bytes.NewReader(body), nl)
 			return
 		}
+		if rep.Index > 0 {
+			// A read answers its index with an error too (a blocking
+			// query for an object that does not exist yet).
+			w.Header().Set(api.IndexHeader, strconv.FormatUint(rep.Index, 10))
+		}
 		if err != nil {
 			writeError(w, err)
 			return
-		}
-		if rep.Index > 0 {
-			w.Header().Set(api.IndexHeader, strconv.FormatUint(rep.Index, 10))
 		}
 		status := http.StatusOK
 		if rep.Created {

@@ -148,7 +148,7 @@ func (e *Jobs) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableJobs)
 	j, err := s.State().Job(req.ID)
 	if err != nil {
-		return Reply[*api.Job]{}, err
+		return Reply[*api.Job]{Index: idx}, err
 	}
 	return Reply[*api.Job]{Value: convertPtr(j, apiJob), Index: idx}, nil
 }
@@ -193,7 +193,7 @@ func (e *Jobs) Metrics(ctx context.Context, id Identity, req *ObjectRequest) (Re
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableMetrics, state.TableJobs)
 	if _, err := s.State().Job(req.ID); err != nil {
-		return Reply[[]api.Metric]{}, err
+		return Reply[[]api.Metric]{Index: idx}, err
 	}
 	out := convertSlice(s.State().Metrics(req.ID), apiMetric)
 	if out == nil {
@@ -215,7 +215,7 @@ func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointList
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableCheckpoints)
 	if req.JobID != "" {
 		if _, err := s.State().Job(req.JobID); err != nil {
-			return Reply[[]*api.Checkpoint]{}, fmt.Errorf("job: %w", err)
+			return Reply[[]*api.Checkpoint]{Index: idx}, fmt.Errorf("job: %w", err)
 		}
 	}
 	out := convertPtrs(s.State().Checkpoints(req.JobID), apiCheckpoint)

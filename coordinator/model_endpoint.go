@@ -42,7 +42,7 @@ func (e *Models) Get(ctx context.Context, id Identity, req *ObjectRequest) (Repl
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableModels)
 	out := s.State().ModelVersions(req.ID)
 	if len(out) == 0 {
-		return Reply[[]*api.ModelVersion]{}, fmt.Errorf("model %q: %w", req.ID, structs.ErrNotFound)
+		return Reply[[]*api.ModelVersion]{Index: idx}, fmt.Errorf("model %q: %w", req.ID, structs.ErrNotFound)
 	}
 	return Reply[[]*api.ModelVersion]{Value: convertPtrs(out, apiModelVersion), Index: idx}, nil
 }

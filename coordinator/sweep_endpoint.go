@@ -95,7 +95,7 @@ func (e *Sweeps) sweep(ctx context.Context, id Identity, req *ObjectRequest, wai
 func (e *Sweeps) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Sweep], error) {
 	sw, idx, err := e.sweep(ctx, id, req, true)
 	if err != nil {
-		return Reply[*api.Sweep]{}, err
+		return Reply[*api.Sweep]{Index: idx}, err
 	}
 	return Reply[*api.Sweep]{Value: convertPtr(sw, apiSweep), Index: idx}, nil
 }
@@ -133,7 +133,7 @@ func (e *Sweeps) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (R
 func (e *Sweeps) Trials(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]api.Trial], error) {
 	sw, idx, err := e.sweep(ctx, id, req, true)
 	if err != nil {
-		return Reply[[]api.Trial]{}, err
+		return Reply[[]api.Trial]{Index: idx}, err
 	}
 	return Reply[[]api.Trial]{Value: convertSlice(leaderboard(sw.Trials, sw.Spec.Objective.Mode), apiTrial), Index: idx}, nil
 }

@@ -49,7 +49,7 @@ func (e *Workers) Get(ctx context.Context, id Identity, req *ObjectRequest) (Rep
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableWorkers)
 	wk, err := s.State().Worker(req.ID)
 	if err != nil {
-		return Reply[*api.Worker]{}, err
+		return Reply[*api.Worker]{Index: idx}, err
 	}
 	return Reply[*api.Worker]{Value: convertPtr(wk, apiWorker), Index: idx}, nil
 }
@@ -151,7 +151,7 @@ func (e *Workers) Assignments(ctx context.Context, id Identity, req *ObjectReque
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments)
 	if _, err := s.State().Worker(req.ID); err != nil {
-		return Reply[[]api.WorkerAssignment]{}, err
+		return Reply[[]api.WorkerAssignment]{Index: idx}, err
 	}
 	out := []api.WorkerAssignment{}
 	for _, a := range s.State().Assignments(req.ID) {
