@@ -13,6 +13,9 @@ import (
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// RequestID is the id of the request that failed (its X-Request-Id),
+	// for finding it in the coordinator's logs.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // SubmitJobBody is the body of POST /v1/jobs. RequestID is the client's

@@ -30,6 +30,9 @@ const (
 	CodeNotLeader = "not_leader"
 	CodeNoLeader  = "no_leader"
 	CodeInternal  = "internal"
+	// CodeOverloaded answers a request a coordinator refused because it
+	// serves as many as it may at once (HTTP 503 with Retry-After).
+	CodeOverloaded = "overloaded"
 )
 
 var codes = []struct {

@@ -1,212 +1,290 @@
 package coordinator
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/scheduler"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
-// handleAttemptReport is POST /v1/jobs/{id}/attempts/{n}: body
-// api.AttemptReportBody, a worker's report on attempt n. Running
-// reports progress (recorded as a metric report when it carries metrics);
-// succeeded finishes the job; preempted requeues it without counting;
-// failed requeues it excluding the reporting worker, or fails it once
-// max_restarts are used up (scheduler.NextAttempt). The first outcome any
-// rank reports ends the attempt for all its ranks. Reporting an outcome
-// the attempt already has answers the job unchanged, so a retried report
-// (or the same outcome from another rank) is safe; another outcome for an
-// attempt that ended is a conflict. Answers the job.
-func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// Limits of what workers report.
+const (
+	// maxMetricReports bounds the reports of one metrics batch.
+	maxMetricReports = 1000
+	// maxMetricValues bounds the values of one metric report or checkpoint.
+	maxMetricValues = 256
+	// maxMetricNameLen bounds a metric's name.
+	maxMetricNameLen = 128
+	// maxReportErrorLen bounds the error message of an attempt report;
+	// longer ones are cut (the worker keeps the whole log).
+	maxReportErrorLen = 4096
+)
+
+// Attempts is the endpoint of what workers report about the attempts they
+// run: outcomes, metrics and checkpoints.
+type Attempts struct{ srv *Server }
+
+// AttemptReportRequest is the request of Attempts.Report: a worker's
+// report on attempt Attempt of job JobID.
+type AttemptReportRequest struct {
+	JobID   string
+	Attempt int
+	Body    api.AttemptReportBody
+}
+
+// MetricsReportRequest is the request of Attempts.ReportMetrics: a batch of
+// metric reports of job JobID.
+type MetricsReportRequest struct {
+	JobID string
+	Body  api.MetricsBody
+}
+
+// Report records a worker's report on an attempt (POST
+// /v1/jobs/{id}/attempts/{n}). Running reports progress (recorded as a
+// metric report when it carries metrics); succeeded finishes the job;
+// preempted requeues it without counting; failed requeues it excluding the
+// reporting worker, or fails it once max_restarts are used up
+// (scheduler.NextAttempt). The first outcome any rank reports ends the
+// attempt for all its ranks. Reporting an outcome the attempt already has
+// answers the job unchanged, so a retried report (or the same outcome from
+// another rank) is safe; another outcome for an attempt that ended is a
+// conflict. Answers the job.
+func (e *Attempts) Report(ctx context.Context, id Identity, req *AttemptReportRequest) (Reply[*api.Job], error) {
+	s := e.srv
+	var zero Reply[*api.Job]
+	if err := s.authorize(ctx, id, ActionAttemptReport); err != nil {
+		return zero, err
 	}
-	var body api.AttemptReportBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	body := &req.Body
+	if err := checkID("id", api.KindJob, req.JobID); err != nil {
+		return zero, err
 	}
-	n, err := strconv.Atoi(r.PathValue("n"))
-	if err != nil || n < 1 {
-		writeError(w, fmt.Errorf("attempt %q: %w: want a number from 1", r.PathValue("n"), structs.ErrInvalid))
-		return
+	if req.Attempt < 1 {
+		return zero, fmt.Errorf("attempt %d: %w: want a number from 1", req.Attempt, structs.ErrInvalid)
 	}
-	j, err := s.State().Job(r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
+	if err := checkOptionalID("worker_id", api.KindWorker, body.WorkerID); err != nil {
+		return zero, err
 	}
-	if n > len(j.Attempts) {
-		writeError(w, fmt.Errorf("attempt %d of job %s: %w", n, j.ID, structs.ErrNotFound))
-		return
-	}
-	att := j.Attempts[n-1]
-	if body.WorkerID != "" {
-		if !slices.Contains(att.Nodes, body.WorkerID) {
-			writeError(w, fmt.Errorf("worker_id: %w: %s runs no rank of attempt %d of job %s", structs.ErrInvalid, body.WorkerID, n, j.ID))
-			return
-		}
-		s.renewLease(body.WorkerID)
+	if err := checkProgress(body.Epoch, body.Step, "metrics", body.Metrics); err != nil {
+		return zero, err
 	}
 	var kind scheduler.EndKind
-	state := structs.AttemptState(body.State)
-	switch state {
-	case structs.AttemptRunning:
-		s.reportProgress(w, r, j, att, body)
-		return
-	case structs.AttemptSucceeded:
+	st := structs.AttemptState(body.State)
+	switch st {
+	case structs.AttemptRunning, structs.AttemptSucceeded:
 	case structs.AttemptFailed:
 		kind = scheduler.Failed
 	case structs.AttemptPreempted:
 		kind = scheduler.Preempted
 	default:
-		writeError(w, fmt.Errorf("state: %w: %q (want running, succeeded, failed or preempted)", structs.ErrInvalid, body.State))
-		return
+		return zero, fmt.Errorf("state: %w: %q (want running, succeeded, failed or preempted)", structs.ErrInvalid, api.Truncate(string(body.State), 32))
+	}
+	body.Error = truncateUTF8(body.Error, maxReportErrorLen)
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
+	}
+	n := req.Attempt
+	j, err := s.State().Job(req.JobID)
+	if err != nil {
+		return zero, err
+	}
+	if n > len(j.Attempts) {
+		return zero, fmt.Errorf("attempt %d of job %s: %w", n, j.ID, structs.ErrNotFound)
+	}
+	att := j.Attempts[n-1]
+	if body.WorkerID != "" {
+		if !slices.Contains(att.Nodes, body.WorkerID) {
+			return zero, fmt.Errorf("worker_id: %w: %s runs no rank of attempt %d of job %s", structs.ErrInvalid, body.WorkerID, n, j.ID)
+		}
+		s.renewLease(body.WorkerID)
+	}
+	if st == structs.AttemptRunning {
+		return s.reportProgress(ctx, j, att, body)
 	}
 	if att.State != structs.AttemptRunning {
-		if att.State == state {
-			writeJSON(w, http.StatusOK, j)
-			return
+		if att.State == st {
+			return reply(convertPtr(j, apiJob)), nil
 		}
-		writeError(w, fmt.Errorf("attempt %d of job %s: %w: it ended %s", n, j.ID, structs.ErrConflict, att.State))
-		return
+		return zero, fmt.Errorf("attempt %d of job %s: %w: it ended %s", n, j.ID, structs.ErrConflict, att.State)
 	}
 	if len(body.Metrics) > 0 {
-		if _, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, progressReport(j.ID, n, body)); err != nil {
-			writeError(w, err)
-			return
+		if _, err := s.raftApply(ctx, structs.MetricsReportRequestType, progressReport(j.ID, n, body)); err != nil {
+			return zero, err
 		}
 	}
-	out, err := s.endAttempt(r.Context(), j, n, kind, state, body.WorkerID, body.Error)
+	out, err := s.endAttempt(ctx, j, n, kind, st, body.WorkerID, body.Error)
 	if errors.Is(err, structs.ErrConflict) {
 		// Another rank reported the same outcome first.
-		if now, jerr := s.State().Job(j.ID); jerr == nil && now.Attempts[n-1].State == state {
+		if now, jerr := s.State().Job(j.ID); jerr == nil && now.Attempts[n-1].State == st {
 			out, err = now, nil
 		}
 	}
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
 	s.kickSweepsFor(out)
-	writeJSON(w, http.StatusOK, out)
+	return reply(convertPtr(out, apiJob)), nil
 }
 
 // reportProgress handles a running report: its metrics, if any, become a
 // metric report of the job.
-func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *structs.Job, att structs.Attempt, body api.AttemptReportBody) {
+func (s *Server) reportProgress(ctx context.Context, j *structs.Job, att structs.Attempt, body *api.AttemptReportBody) (Reply[*api.Job], error) {
 	if att.State != structs.AttemptRunning {
-		writeError(w, fmt.Errorf("attempt %d of job %s: %w: it ended %s", att.Number, j.ID, structs.ErrConflict, att.State))
-		return
+		return Reply[*api.Job]{}, fmt.Errorf("attempt %d of job %s: %w: it ended %s", att.Number, j.ID, structs.ErrConflict, att.State)
 	}
 	if len(body.Metrics) == 0 {
-		writeJSON(w, http.StatusOK, j)
-		return
+		return reply(convertPtr(j, apiJob)), nil
 	}
-	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, progressReport(j.ID, att.Number, body))
+	resp, err := s.raftApply(ctx, structs.MetricsReportRequestType, progressReport(j.ID, att.Number, body))
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Job]{}, err
 	}
 	s.kickSweepsFor(j)
-	writeJSON(w, http.StatusOK, resp)
+	out, err := answer(resp, apiJob)
+	return reply(out), err
 }
 
 // progressReport is the metric report of an attempt report's metrics.
-func progressReport(jobID string, attempt int, body api.AttemptReportBody) *structs.MetricsReportRequest {
+func progressReport(jobID string, attempt int, body *api.AttemptReportBody) *structs.MetricsReportRequest {
 	return &structs.MetricsReportRequest{JobID: jobID, Metrics: []structs.Metric{{
 		JobID: jobID, Attempt: attempt, Epoch: body.Epoch, Step: body.Step,
 		Values: body.Metrics, Time: time.Now().UTC(),
 	}}}
 }
 
-// handleMetricsReport is POST /v1/jobs/{id}/metrics: body
-// api.MetricsBody, a batch of metric reports (typically one per epoch)
-// committed as one entry; the last one becomes the job's progress. Answers
-// the job.
-func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// ReportMetrics records a batch of metric reports of a job (POST
+// /v1/jobs/{id}/metrics, typically one report per epoch), committed as
+// one entry; the last one becomes the job's progress. Answers the job.
+func (e *Attempts) ReportMetrics(ctx context.Context, id Identity, req *MetricsReportRequest) (Reply[*api.Job], error) {
+	s := e.srv
+	var zero Reply[*api.Job]
+	if err := s.authorize(ctx, id, ActionMetricsReport); err != nil {
+		return zero, err
 	}
-	var body api.MetricsBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	if err := checkID("id", api.KindJob, req.JobID); err != nil {
+		return zero, err
 	}
-	id := r.PathValue("id")
+	if len(req.Body.Metrics) > maxMetricReports {
+		return zero, fmt.Errorf("metrics: %w: %d reports, the limit is %d", structs.ErrInvalid, len(req.Body.Metrics), maxMetricReports)
+	}
 	now := time.Now().UTC()
-	for i := range body.Metrics {
-		m := &body.Metrics[i]
-		if m.JobID == "" {
-			m.JobID = id
+	for i := range req.Body.Metrics {
+		m := &req.Body.Metrics[i]
+		switch {
+		case m.JobID == "":
+			m.JobID = req.JobID
+		case m.JobID != req.JobID:
+			return zero, fmt.Errorf("metrics[%d].job_id: %w: %q is not job %s of the path", i, structs.ErrInvalid, api.Truncate(m.JobID, 32), req.JobID)
+		}
+		if m.Attempt < 0 {
+			return zero, fmt.Errorf("metrics[%d].attempt: %w: negative", i, structs.ErrInvalid)
+		}
+		if err := checkProgress(m.Epoch, m.Step, "values", m.Values); err != nil {
+			return zero, fmt.Errorf("metrics[%d].%w", i, err)
 		}
 		if m.Time.IsZero() {
 			m.Time = now
 		}
 	}
-	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: id, Metrics: convertSlice(body.Metrics, serverMetric)})
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
+	}
+	resp, err := s.raftApply(ctx, structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: req.JobID, Metrics: convertSlice(req.Body.Metrics, serverMetric)})
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
 	if j, ok := resp.(*structs.Job); ok {
 		s.kickSweepsFor(j)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	j, err := answer(resp, apiJob)
+	return reply(j), err
 }
 
-// handleCheckpointRegister is POST /v1/checkpoints: body
-// api.RegisterCheckpointBody. The blob must have been uploaded to
-// /v1/blobs/{digest} of any coordinator; the leader fetches it if needed,
-// replicates it to the voters (503 when it cannot reach a majority), then
-// commits the record, which becomes the job's latest checkpoint unless a
-// later step is registered. Answers 201 with the record, or 200 when the
-// digest was registered before.
-func (s *Server) handleCheckpointRegister(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// RegisterCheckpoint registers a checkpoint (POST /v1/checkpoints) whose
+// blob was uploaded to /v1/blobs/{digest} of any coordinator first; the
+// leader fetches it if needed, replicates it to the voters (an
+// ErrReplication error when it cannot reach a majority), then commits the
+// record, which becomes the job's latest checkpoint unless a later step
+// is registered. Answers the record: Created, or not when the digest was
+// registered before.
+func (e *Attempts) RegisterCheckpoint(ctx context.Context, id Identity, req *api.RegisterCheckpointBody) (Reply[*api.Checkpoint], error) {
+	s := e.srv
+	var zero Reply[*api.Checkpoint]
+	if err := s.authorize(ctx, id, ActionCheckpointRegister); err != nil {
+		return zero, err
 	}
-	var body api.RegisterCheckpointBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	if err := checkID("digest", api.KindDigest, req.Digest); err != nil {
+		return zero, err
 	}
-	for _, f := range []struct{ name, value string }{{"digest", body.Digest}, {"job_id", body.JobID}} {
-		if f.value == "" {
-			writeError(w, fmt.Errorf("%s: %w: required", f.name, structs.ErrInvalid))
-			return
-		}
+	if err := checkID("job_id", api.KindJob, req.JobID); err != nil {
+		return zero, err
 	}
-	if c, err := s.State().Checkpoint(body.Digest); err == nil {
-		writeJSON(w, http.StatusOK, c)
-		return
+	if req.Attempt < 0 {
+		return zero, fmt.Errorf("attempt: %w: negative", structs.ErrInvalid)
 	}
-	j, err := s.State().Job(body.JobID)
+	if err := checkProgress(req.Epoch, req.Step, "metrics", req.Metrics); err != nil {
+		return zero, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
+	}
+	if c, err := s.State().Checkpoint(req.Digest); err == nil {
+		return reply(convertPtr(c, apiCheckpoint)), nil
+	}
+	j, err := s.State().Job(req.JobID)
 	if err != nil {
-		writeError(w, fmt.Errorf("job_id: %w", err))
-		return
+		return zero, fmt.Errorf("job_id: %w", err)
 	}
-	size, err := s.replicateBlob(r.Context(), body.Digest)
+	size, err := s.replicateBlob(ctx, req.Digest)
 	if err != nil {
-		writeError(w, fmt.Errorf("register checkpoint: %w", err))
-		return
+		return zero, fmt.Errorf("register checkpoint: %w", err)
 	}
-	resp, err := s.raftApply(r.Context(), structs.CheckpointRegisterRequestType, &structs.CheckpointRegisterRequest{
+	resp, err := s.raftApply(ctx, structs.CheckpointRegisterRequestType, &structs.CheckpointRegisterRequest{
 		Checkpoint: structs.Checkpoint{
-			Digest: body.Digest, JobID: body.JobID, Attempt: body.Attempt, Step: body.Step,
-			Epoch: body.Epoch, Metrics: body.Metrics, Size: size, Time: time.Now().UTC(),
+			Digest: req.Digest, JobID: req.JobID, Attempt: req.Attempt, Step: req.Step,
+			Epoch: req.Epoch, Metrics: req.Metrics, Size: size, Time: time.Now().UTC(),
 		},
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
 	s.kickSweepsFor(j)
-	writeJSON(w, http.StatusCreated, resp)
+	c, err := answer(resp, apiCheckpoint)
+	return Reply[*api.Checkpoint]{Value: c, Created: true}, err
+}
+
+// checkProgress checks the epoch, step and metric values (field
+// valuesField) of a report.
+func checkProgress(epoch int, step int64, valuesField string, values map[string]float64) error {
+	switch {
+	case epoch < 0:
+		return fmt.Errorf("epoch: %w: %d is negative", structs.ErrInvalid, epoch)
+	case step < 0:
+		return fmt.Errorf("step: %w: %d is negative", structs.ErrInvalid, step)
+	case len(values) > maxMetricValues:
+		return fmt.Errorf("%s: %w: %d values, the limit is %d", valuesField, structs.ErrInvalid, len(values), maxMetricValues)
+	}
+	for k := range values {
+		if k == "" || len(k) > maxMetricNameLen || !utf8.ValidString(k) {
+			return fmt.Errorf("%s: %w: name %q: want 1 to %d bytes of UTF-8", valuesField, structs.ErrInvalid, api.Truncate(k, 32), maxMetricNameLen)
+		}
+	}
+	return nil
+}
+
+// truncateUTF8 cuts s to at most n bytes, at a rune boundary.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -1,46 +1,70 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
-	"net/http"
+	"net"
 
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
-// handleClusterStatus is GET /v1/cluster/status: this server's view of the
-// Raft cluster (api.ClusterStatus).
-func (s *Server) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Status()
-	if err != nil {
-		writeError(w, err)
-		return
+// maxAddrLen bounds a host:port address a request gives.
+const maxAddrLen = 256
+
+// Cluster is the endpoint of the coordinators' own cluster.
+type Cluster struct{ srv *Server }
+
+// StatusRequest is the request of Cluster.Status; it has no parameters.
+type StatusRequest struct{}
+
+// Status answers this server's view of the Raft cluster (GET
+// /v1/cluster/status).
+func (e *Cluster) Status(ctx context.Context, id Identity, _ *StatusRequest) (Reply[*api.ClusterStatus], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionClusterRead); err != nil {
+		return Reply[*api.ClusterStatus]{}, err
 	}
-	writeJSON(w, http.StatusOK, st)
+	st, err := s.Status()
+	return reply(st), err
 }
 
-// handleClusterJoin is POST /v1/cluster/join: body api.JoinRequest. The
-// leader adds the server as a voter (a no-op when it already is one at that
-// address) and records its addresses in the server registry; answers the
+// Join adds a coordinator to the cluster (POST /v1/cluster/join): the
+// leader adds it as a voter (a no-op when it already is one at that
+// address) and records its addresses in the server registry. Answers the
 // cluster status.
-func (s *Server) handleClusterJoin(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+func (e *Cluster) Join(ctx context.Context, id Identity, req *api.JoinRequest) (Reply[*api.ClusterStatus], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionClusterJoin); err != nil {
+		return Reply[*api.ClusterStatus]{}, err
 	}
-	var req api.JoinRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, err)
-		return
+	if err := checkID("id", api.KindServer, req.ID); err != nil {
+		return Reply[*api.ClusterStatus]{}, err
 	}
-	for _, f := range []struct{ name, value string }{{"id", req.ID}, {"raft_addr", req.RaftAddr}, {"http_addr", req.HTTPAddr}} {
-		if f.value == "" {
-			writeError(w, fmt.Errorf("%s: %w: required", f.name, structs.ErrInvalid))
-			return
+	for _, f := range []struct{ name, value string }{{"raft_addr", req.RaftAddr}, {"http_addr", req.HTTPAddr}} {
+		if err := checkAddr(f.name, f.value); err != nil {
+			return Reply[*api.ClusterStatus]{}, err
 		}
 	}
-	if err := s.addVoter(r.Context(), req); err != nil {
-		writeError(w, err)
-		return
+	if err := s.leaderOnly(ctx); err != nil {
+		return Reply[*api.ClusterStatus]{}, err
 	}
-	s.handleClusterStatus(w, r)
+	if err := s.addVoter(ctx, *req); err != nil {
+		return Reply[*api.ClusterStatus]{}, err
+	}
+	return e.Status(ctx, id, &StatusRequest{})
+}
+
+// checkAddr checks a host:port address given as field.
+func checkAddr(field, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s: %w: required", field, structs.ErrInvalid)
+	case len(v) > maxAddrLen:
+		return fmt.Errorf("%s: %w: %d bytes, the limit is %d", field, structs.ErrInvalid, len(v), maxAddrLen)
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("%s: %w: want host:port: %w", field, structs.ErrInvalid, err)
+	}
+	return nil
 }

@@ -239,44 +239,6 @@ func serverWorkerMeta(v api.WorkerMeta) structs.WorkerMeta {
 	return structs.WorkerMeta{Cores: v.Cores, GPUs: v.GPUs, Spot: v.Spot, Zone: v.Zone, Version: v.Version}
 }
 
-// toWire converts a response object of the server's types to the API's;
-// every JSON answer of the HTTP adapter passes through it, so no server
-// type reaches the wire. Values of other types (already the API's) are
-// returned as they are.
-func toWire(v any) any {
-	switch v := v.(type) {
-	case *structs.Job:
-		return convertPtr(v, apiJob)
-	case []*structs.Job:
-		return convertPtrs(v, apiJob)
-	case *structs.Worker:
-		return convertPtr(v, apiWorker)
-	case []*structs.Worker:
-		return convertPtrs(v, apiWorker)
-	case *structs.Checkpoint:
-		return convertPtr(v, apiCheckpoint)
-	case []*structs.Checkpoint:
-		return convertPtrs(v, apiCheckpoint)
-	case []structs.Metric:
-		return convertSlice(v, apiMetric)
-	case *structs.DatasetVersion:
-		return convertPtr(v, apiDatasetVersion)
-	case []*structs.DatasetVersion:
-		return convertPtrs(v, apiDatasetVersion)
-	case *structs.Sweep:
-		return convertPtr(v, apiSweep)
-	case []*structs.Sweep:
-		return convertPtrs(v, apiSweep)
-	case []structs.Trial:
-		return convertSlice(v, apiTrial)
-	case *structs.ModelVersion:
-		return convertPtr(v, apiModelVersion)
-	case []*structs.ModelVersion:
-		return convertPtrs(v, apiModelVersion)
-	}
-	return v
-}
-
 // convertPtrs converts each non-nil element of in with f; nil stays nil.
 func convertPtrs[S, A any](in []*S, f func(S) A) []*A {
 	if in == nil {

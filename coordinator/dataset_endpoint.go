@@ -1,72 +1,133 @@
 package coordinator
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
-// handleDatasetList is GET /v1/datasets[?name=N]: registered versions, by
-// name and then seq.
-func (s *Server) handleDatasetList(w http.ResponseWriter, r *http.Request) {
-	out := s.State().DatasetVersions(r.URL.Query().Get("name"))
-	if out == nil {
-		out = []*structs.DatasetVersion{}
-	}
-	writeJSON(w, http.StatusOK, out)
+// Datasets is the endpoint of the dataset registry. Uploads, which stream
+// a file rather than carry a request, are an HTTP handler of their own
+// (handleDatasetUpload).
+type Datasets struct{ srv *Server }
+
+// DatasetListRequest is the request of Datasets.List: Name, when set, keeps
+// only that dataset's versions.
+type DatasetListRequest struct {
+	Name string
+	api.QueryOptions
 }
 
-// handleDatasetRegister is POST /v1/datasets: body
-// api.RegisterDatasetBody; answers the registry entry (201 when new, 200
-// when that name and id were registered before). A version with a blob is
-// committed only once the blob is on a majority of the coordinators (see
-// replicateBlob).
-func (s *Server) handleDatasetRegister(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// List lists registered versions, by name and then seq (GET
+// /v1/datasets[?name=N]).
+func (e *Datasets) List(ctx context.Context, id Identity, req *DatasetListRequest) (Reply[[]*api.DatasetVersion], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionDatasetRead); err != nil {
+		return Reply[[]*api.DatasetVersion]{}, err
 	}
-	var body api.RegisterDatasetBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	if err := checkOptionalID("name", api.KindDataset, req.Name); err != nil {
+		return Reply[[]*api.DatasetVersion]{}, err
 	}
-	for _, f := range []struct{ name, value string }{{"name", body.Name}, {"id", body.ID}, {"manifest", string(body.Manifest)}} {
-		if f.value == "" {
-			writeError(w, fmt.Errorf("%s: %w: required", f.name, structs.ErrInvalid))
-			return
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableDatasets)
+	out := convertPtrs(s.State().DatasetVersions(req.Name), apiDatasetVersion)
+	if out == nil {
+		out = []*api.DatasetVersion{}
+	}
+	return Reply[[]*api.DatasetVersion]{Value: out, Index: idx}, nil
+}
+
+// Register registers a dataset version (POST /v1/datasets) and answers
+// the registry entry: Created, or not when that name and id were
+// registered before. A version with a blob is committed only once the
+// blob is on a majority of the coordinators (see replicateBlob).
+func (e *Datasets) Register(ctx context.Context, id Identity, req *api.RegisterDatasetBody) (Reply[*api.DatasetVersion], error) {
+	s := e.srv
+	var zero Reply[*api.DatasetVersion]
+	if err := s.authorize(ctx, id, ActionDatasetRegister); err != nil {
+		return zero, err
+	}
+	if err := checkID("name", api.KindDataset, req.Name); err != nil {
+		return zero, err
+	}
+	if err := checkID("id", api.KindDatasetVersion, req.ID); err != nil {
+		return zero, err
+	}
+	if m := bytes.TrimSpace(req.Manifest); len(m) == 0 || m[0] != '{' {
+		return zero, fmt.Errorf("manifest: %w: required, a JSON object", structs.ErrInvalid)
+	}
+	if err := checkOptionalID("blob", api.KindDigest, req.Blob); err != nil {
+		return zero, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
+	}
+	for _, v := range s.State().DatasetVersions(req.Name) {
+		if v.ID == req.ID {
+			return reply(convertPtr(v, apiDatasetVersion)), nil // registered before
 		}
 	}
-	for _, v := range s.State().DatasetVersions(body.Name) {
-		if v.ID == body.ID {
-			writeJSON(w, http.StatusOK, v) // registered before
-			return
-		}
-	}
-	if body.Blob != "" {
-		if _, err := s.replicateBlob(r.Context(), body.Blob); err != nil {
-			writeError(w, fmt.Errorf("register dataset: blob: %w", err))
-			return
+	if req.Blob != "" {
+		if _, err := s.replicateBlob(ctx, req.Blob); err != nil {
+			return zero, fmt.Errorf("register dataset: blob: %w", err)
 		}
 	}
 	now := time.Now().UTC()
-	resp, err := s.raftApply(r.Context(), structs.DatasetRegisterRequestType, &structs.DatasetRegisterRequest{
-		Name:     body.Name,
-		ID:       body.ID,
-		Manifest: body.Manifest,
-		Blob:     body.Blob,
+	resp, err := s.raftApply(ctx, structs.DatasetRegisterRequestType, &structs.DatasetRegisterRequest{
+		Name:     req.Name,
+		ID:       req.ID,
+		Manifest: req.Manifest,
+		Blob:     req.Blob,
 		Time:     now,
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
-	v := resp.(*structs.DatasetVersion)
-	status := http.StatusOK
-	if v.CreateTime.Equal(now) {
-		status = http.StatusCreated
+	v, err := answer(resp, apiDatasetVersion)
+	if err != nil {
+		return zero, err
 	}
-	writeJSON(w, status, v)
+	return Reply[*api.DatasetVersion]{Value: v, Created: v.CreateTime.Equal(now)}, nil
+}
+
+// Flight answers this server's Flight address (GET
+// /v1/datasets/flight[?id=ID]), after making sure it can serve version
+// req.ID (importing it from its blob if needed). Not found for a version
+// not registered, ErrReplication while this server lacks its blob.
+//
+// A follower that does not know the version may only be behind: it first
+// waits (briefly) until it has applied what it knows to be committed, and
+// if the version is still unknown it passes the question to the leader
+// (leaderOnly), whose answer (its own Flight address, or not found) is
+// authoritative. So a worker given a version id by the leader never hears
+// "not found" from a lagging follower.
+func (e *Datasets) Flight(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.FlightEndpoint], error) {
+	s := e.srv
+	var zero Reply[*api.FlightEndpoint]
+	if err := s.authorize(ctx, id, ActionDatasetRead); err != nil {
+		return zero, err
+	}
+	if req.ID != "" {
+		if err := checkID("id", api.KindDatasetVersion, req.ID); err != nil {
+			return zero, err
+		}
+		err := s.ensureDataset(ctx, req.ID)
+		if errors.Is(err, structs.ErrNotFound) && !s.IsLeader() {
+			s.waitApplied(ctx, followerCatchUpWait)
+			if err = s.ensureDataset(ctx, req.ID); errors.Is(err, structs.ErrNotFound) {
+				if lerr := s.leaderOnly(ctx); lerr != nil {
+					return zero, lerr
+				}
+			}
+		}
+		if err != nil {
+			return zero, err
+		}
+	}
+	return reply(&api.FlightEndpoint{Addr: s.datasets.addr}), nil
 }

@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
@@ -105,34 +103,6 @@ func (s *Server) FlightAddr() string { return s.datasets.addr }
 // DatasetStore returns the server's dataset store, which its Flight
 // server serves.
 func (s *Server) DatasetStore() *dataset.Store { return s.datasets.store }
-
-// handleDatasetFlight is GET /v1/datasets/flight[?id=ID]: this server's
-// Flight address, after making sure it can serve version ID (importing it
-// from its blob if needed). 404 for a version not registered, 503 while
-// this server lacks its blob.
-//
-// A follower that does not know ID may only be behind: it first waits
-// (briefly) until it has applied what it knows to be committed, and if the
-// version is still unknown it forwards the question to the leader, whose
-// answer (its own Flight address, or 404) is authoritative. So a worker
-// given a version id by the leader never hears "not found" from a lagging
-// follower.
-func (s *Server) handleDatasetFlight(w http.ResponseWriter, r *http.Request) {
-	if id := r.URL.Query().Get("id"); id != "" {
-		err := s.ensureDataset(r.Context(), id)
-		if errors.Is(err, structs.ErrNotFound) && !s.IsLeader() {
-			s.waitApplied(r.Context(), followerCatchUpWait)
-			if err = s.ensureDataset(r.Context(), id); errors.Is(err, structs.ErrNotFound) && s.forward(w, r) {
-				return
-			}
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, api.FlightEndpoint{Addr: s.datasets.addr})
-}
 
 // followerCatchUpWait bounds how long a read on a follower waits for the
 // local state to reach the commit index before answering from the leader.

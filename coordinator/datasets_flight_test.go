@@ -50,7 +50,7 @@ func TestDatasetUploadServedEverywhere(t *testing.T) {
 
 	for _, n := range c.live() {
 		// A follower that has not applied the registration yet answers
-		// with the leader's address (see handleDatasetFlight); this test
+		// with the leader's address (see Datasets.Flight); this test
 		// checks each server serves from its own store once it knows.
 		waitFor(t, 10*time.Second, n.cfg.NodeID+" applies the registration", func() error {
 			for _, dv := range n.srv.State().DatasetVersions("") {

@@ -11,12 +11,18 @@
 //	raft.go       the Raft setup and its TCP stream layer
 //	leader.go     leadership: barrier, then leader-only work; voters and the
 //	              server registry; raftApply, which commits a command
-//	forward.go    the guard every write starts with: proxy to the leader
-//	http.go       routes, JSON bodies and errors; /v1/blobs/ is the artifact store
-//	blocking.go   blocking queries: ?index=N&wait=D on the GETs watchers follow
+//	endpoint.go   the endpoint layer: Identity, authorize, Reply; one endpoint
+//	              type per resource, transport-agnostic
+//	*_endpoint.go the endpoints, by resource (attempt_endpoint.go: what workers
+//	              report: attempts, metrics, checkpoints), each method
+//	              (ctx, Identity, request) -> (Reply, error)
+//	forward.go    leaderOnly, which every write endpoint calls, and the HTTP
+//	              proxy that passes a write on to the leader
+//	http.go       the HTTP adapter: routes, decoding requests, JSON answers
+//	              and errors; /v1/blobs/ is the artifact store
+//	middleware.go request ids, access log, panics, concurrency limits
+//	blocking.go   blocking queries (?index=N&wait=D) of the read endpoints
 //	convert.go    the server's types (structs) to the API's (api), at the boundary
-//	*_endpoint.go the handlers, by resource (attempt_endpoint.go: what workers
-//	              report: attempts, metrics, checkpoints)
 //	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
 //	              one JobPlaceBatch entry per pass, and ending attempts through scheduler.NextAttempt
 //	sweep.go      leader: the sweep controller loop (coordinator/sweeper), one
@@ -29,8 +35,8 @@
 //	              commits; every server catches up on blobs it lacks
 //	datasets_flight.go  the dataset store and its Arrow Flight server;
 //	              POST /v1/datasets/upload (import, blob, replicate,
-//	              register) and GET /v1/datasets/flight (import from the
-//	              blob on demand, answer the Flight address)
+//	              register) and importing a version from its blob on demand
+//	              (for Datasets.Flight)
 //
 // A cluster starts with one server created with Bootstrap; the others are
 // created with Join (HTTP addresses of existing servers) and become voters
@@ -48,5 +54,5 @@
 // The leader-only services start from leaderLoop once it has passed a
 // barrier and stop when leadership is lost: the scheduler, the sweep
 // controller, the worker leases and the membership reconciler. Blob replication runs in the
-// leader's write handlers; catching up on missing blobs runs everywhere.
+// leader's write endpoints; catching up on missing blobs runs everywhere.
 package coordinator

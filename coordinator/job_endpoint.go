@@ -3,179 +3,226 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 )
 
-// maxRequestIDLen bounds a client request id.
-const maxRequestIDLen = 128
+// Jobs is the endpoint of jobs and their checkpoints.
+type Jobs struct{ srv *Server }
 
-// handleJobSubmit is POST /v1/jobs: body api.SubmitJobBody; answers 201
-// with the new job, or 200 with the job an earlier request with the same
-// request_id created. spec.dataset is resolved against the dataset registry
-// and the version id stored on the job; a reference to no registered
-// version is a 400 naming spec.dataset.
-func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
-	var body api.SubmitJobBody
-	submitOnce(s, w, r, &body, submission[*structs.Job]{
-		requestID:    func() string { return body.RequestID },
-		validate:     func() error { return body.Spec.Validate() },
+// JobListRequest is the request of Jobs.List: State, when set, keeps only
+// the jobs in that state.
+type JobListRequest struct {
+	State string
+	api.QueryOptions
+}
+
+// CheckpointListRequest is the request of Jobs.Checkpoints: JobID, when
+// set, keeps only that job's checkpoints.
+type CheckpointListRequest struct {
+	JobID string
+	api.QueryOptions
+}
+
+// jobStates returns the states a job list may be filtered by.
+func jobStates() []structs.JobState {
+	return []structs.JobState{structs.JobPending, structs.JobRunning, structs.JobSucceeded, structs.JobFailed, structs.JobCancelled}
+}
+
+// Submit submits a job (POST /v1/jobs): the reply is the new job
+// (Created), or the job an earlier request with the same request_id
+// created. spec.dataset is resolved against the dataset registry and the
+// version id stored on the job; a reference to no registered version is an
+// error naming spec.dataset.
+func (e *Jobs) Submit(ctx context.Context, id Identity, req *api.SubmitJobBody) (Reply[*api.Job], error) {
+	s := e.srv
+	return submitOnce(ctx, s, id, ActionJobSubmit, submission[*structs.Job]{
+		requestID:    req.RequestID,
+		validate:     req.Spec.Validate,
 		existing:     s.State().JobByRequestID,
-		dataset:      func() string { return body.Spec.Dataset },
+		dataset:      req.Spec.Dataset,
 		datasetField: "spec.dataset",
-		commit: func(ctx context.Context, id, version string) (any, error) {
+		commit: func(ctx context.Context, jobID, version string) (any, error) {
 			return s.raftApply(ctx, structs.JobSubmitRequestType, &structs.JobSubmitRequest{
-				JobID: id, RequestID: body.RequestID, Spec: structs.NewJobSpec(body.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+				JobID: jobID, RequestID: req.RequestID, Spec: structs.NewJobSpec(req.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
 			})
 		},
 		id:   func(j *structs.Job) string { return j.ID },
 		kick: s.kickScheduler,
-	})
+	}, func(j *structs.Job) *api.Job { return convertPtr(j, apiJob) })
 }
 
 // submission describes one kind of idempotent submission (a job, a sweep)
-// to submitOnce: where its request id, spec check and dataset reference
-// are, how to find an earlier submission with the same request id, how to
-// commit a new one and whom to wake up afterwards.
+// to submitOnce: its request id, spec check and dataset reference, how to
+// find an earlier submission with the same request id, how to commit a new
+// one, how to answer it and whom to wake up afterwards.
 type submission[T any] struct {
-	requestID    func() string
+	requestID    string
 	validate     func() error
 	existing     func(requestID string) (T, error)
-	dataset      func() string
+	dataset      string
 	datasetField string
 	commit       func(ctx context.Context, id, datasetVersion string) (any, error)
 	id           func(T) string
 	kick         func()
 }
 
-// submitOnce is the flow every submit endpoint shares: forward to the
-// leader, decode body strictly, check the request id and the spec (a 400
-// naming every bad field), answer an earlier submission with the same
-// request id from the state (200, no new log entry), resolve the dataset
-// reference (a 400 naming its field), commit under a new id, and answer
-// 201 with the new object or 200 with the one an earlier request created.
-func submitOnce[T any](s *Server, w http.ResponseWriter, r *http.Request, body any, sub submission[T]) {
-	if s.forward(w, r) {
-		return
+// submitOnce is the flow every submit endpoint shares: authorize, check the
+// request id and the spec (an error naming every bad field), forward to
+// the leader, answer an earlier submission with the same request id from
+// the state (no new log entry), resolve the dataset reference (an error
+// naming its field), commit under a new id, and answer the new object
+// (Created) or the one an earlier request created.
+func submitOnce[T, A any](ctx context.Context, s *Server, ident Identity, action Action, sub submission[T], conv func(T) A) (Reply[A], error) {
+	var zero Reply[A]
+	if err := s.authorize(ctx, ident, action); err != nil {
+		return zero, err
 	}
-	if err := decodeBody(w, r, body); err != nil {
-		writeError(w, err)
-		return
-	}
-	rid := sub.requestID()
-	if len(rid) > maxRequestIDLen {
-		writeError(w, fmt.Errorf("request_id: %w: longer than %d bytes", structs.ErrInvalid, maxRequestIDLen))
-		return
+	if err := checkOptionalID("request_id", api.KindRequestID, sub.requestID); err != nil {
+		return zero, err
 	}
 	if err := sub.validate(); err != nil {
-		writeError(w, fmt.Errorf("spec: %w: %w", structs.ErrInvalid, err))
-		return
+		return zero, fmt.Errorf("spec: %w: %w", structs.ErrInvalid, err)
 	}
-	if rid != "" {
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
+	}
+	if sub.requestID != "" {
 		// A retry of a committed submission needs no new log entry.
-		if obj, err := sub.existing(rid); err == nil {
-			writeJSON(w, http.StatusOK, obj)
-			return
+		if obj, err := sub.existing(sub.requestID); err == nil {
+			return reply(conv(obj)), nil
 		}
 	}
-	version, err := s.resolveDataset(sub.dataset())
+	version, err := s.resolveDataset(sub.dataset)
 	if err != nil {
-		writeError(w, fmt.Errorf("%s: %w", sub.datasetField, err))
-		return
+		return zero, fmt.Errorf("%s: %w", sub.datasetField, err)
 	}
-	id := newID()
-	resp, err := sub.commit(r.Context(), id, version)
+	newID := newID()
+	resp, err := sub.commit(ctx, newID, version)
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
 	sub.kick()
-	obj := resp.(T)
-	status := http.StatusOK
-	if sub.id(obj) == id {
-		status = http.StatusCreated
+	obj, ok := resp.(T)
+	if !ok {
+		return zero, fmt.Errorf("unexpected response %T from the state machine", resp)
 	}
-	writeJSON(w, status, obj)
+	return Reply[A]{Value: conv(obj), Created: sub.id(obj) == newID}, nil
 }
 
-// handleJobList is GET /v1/jobs[?state=S]: jobs in submission order.
-func (s *Server) handleJobList(w http.ResponseWriter, r *http.Request) {
-	want := structs.JobState(r.URL.Query().Get("state"))
-	out := []*structs.Job{}
+// List lists jobs in submission order (GET /v1/jobs[?state=S]).
+func (e *Jobs) List(ctx context.Context, id Identity, req *JobListRequest) (Reply[[]*api.Job], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionJobRead); err != nil {
+		return Reply[[]*api.Job]{}, err
+	}
+	want := structs.JobState(req.State)
+	if want != "" && !slices.Contains(jobStates(), want) {
+		return Reply[[]*api.Job]{}, fmt.Errorf("state: %w: %q is not a job state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), jobStates())
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableJobs)
+	out := []*api.Job{}
 	for _, j := range s.State().Jobs() {
 		if want == "" || j.State == want {
-			out = append(out, j)
+			out = append(out, convertPtr(j, apiJob))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.Job]{Value: out, Index: idx}, nil
 }
 
-// handleJobGet is GET /v1/jobs/{id}.
-func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) {
-	j, err := s.State().Job(r.PathValue("id"))
+// Get answers one job (GET /v1/jobs/{id}).
+func (e *Jobs) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Job], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionJobRead); err != nil {
+		return Reply[*api.Job]{}, err
+	}
+	if err := checkID("id", api.KindJob, req.ID); err != nil {
+		return Reply[*api.Job]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableJobs)
+	j, err := s.State().Job(req.ID)
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Job]{Index: idx}, err
 	}
-	writeJSON(w, http.StatusOK, j)
+	return Reply[*api.Job]{Value: convertPtr(j, apiJob), Index: idx}, nil
 }
 
-// handleJobCancel is POST /v1/jobs/{id}/cancel: answers the job, cancelled
-// (or already finished, which cancelling leaves as it is).
-func (s *Server) handleJobCancel(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// Cancel cancels a job (POST /v1/jobs/{id}/cancel) and answers it,
+// cancelled (or already finished, which cancelling leaves as it is).
+func (e *Jobs) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Job], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionJobCancel); err != nil {
+		return Reply[*api.Job]{}, err
 	}
-	resp, err := s.raftApply(r.Context(), structs.JobCancelRequestType, &structs.JobCancelRequest{
-		JobID: r.PathValue("id"),
+	if err := checkID("id", api.KindJob, req.ID); err != nil {
+		return Reply[*api.Job]{}, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return Reply[*api.Job]{}, err
+	}
+	resp, err := s.raftApply(ctx, structs.JobCancelRequestType, &structs.JobCancelRequest{
+		JobID: req.ID,
 		Time:  time.Now().UTC(),
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Job]{}, err
 	}
 	if j, ok := resp.(*structs.Job); ok {
 		// A cancelled trial job ends its trial.
 		s.kickSweepsFor(j)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	j, err := answer(resp, apiJob)
+	return reply(j), err
 }
 
-// handleJobMetrics is GET /v1/jobs/{id}/metrics: the job's metric reports in
-// commit order.
-func (s *Server) handleJobMetrics(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.State().Job(id); err != nil {
-		writeError(w, err)
-		return
+// Metrics answers a job's metric reports in commit order (GET
+// /v1/jobs/{id}/metrics).
+func (e *Jobs) Metrics(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]api.Metric], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionJobRead); err != nil {
+		return Reply[[]api.Metric]{}, err
 	}
-	out := s.State().Metrics(id)
+	if err := checkID("id", api.KindJob, req.ID); err != nil {
+		return Reply[[]api.Metric]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableMetrics, state.TableJobs)
+	if _, err := s.State().Job(req.ID); err != nil {
+		return Reply[[]api.Metric]{Index: idx}, err
+	}
+	out := convertSlice(s.State().Metrics(req.ID), apiMetric)
 	if out == nil {
-		out = []structs.Metric{}
+		out = []api.Metric{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]api.Metric]{Value: out, Index: idx}, nil
 }
 
-// handleCheckpointList is GET /v1/checkpoints[?job=ID]: checkpoint records,
-// of one job or of all.
-func (s *Server) handleCheckpointList(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("job")
-	if id != "" {
-		if _, err := s.State().Job(id); err != nil {
-			writeError(w, fmt.Errorf("job: %w", err))
-			return
+// Checkpoints answers checkpoint records, of one job or of all (GET
+// /v1/checkpoints[?job=ID]).
+func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointListRequest) (Reply[[]*api.Checkpoint], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionCheckpointRead); err != nil {
+		return Reply[[]*api.Checkpoint]{}, err
+	}
+	if err := checkOptionalID("job", api.KindJob, req.JobID); err != nil {
+		return Reply[[]*api.Checkpoint]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableCheckpoints)
+	if req.JobID != "" {
+		if _, err := s.State().Job(req.JobID); err != nil {
+			return Reply[[]*api.Checkpoint]{Index: idx}, fmt.Errorf("job: %w", err)
 		}
 	}
-	out := s.State().Checkpoints(id)
+	out := convertPtrs(s.State().Checkpoints(req.JobID), apiCheckpoint)
 	if out == nil {
-		out = []*structs.Checkpoint{}
+		out = []*api.Checkpoint{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.Checkpoint]{Value: out, Index: idx}, nil
 }
 
 // resolveDataset returns the id of the registered dataset version a

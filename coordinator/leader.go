@@ -138,9 +138,10 @@ func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 // keepRegistered keeps this server's registry entry current on followers
 // (a restarted server may come back with a new HTTP address): when the entry
 // is missing or stale and a leader is known, it asks the leader to join it
-// again, which is a no-op for Raft and updates the registry.
+// again, which is a no-op for Raft and updates the registry. It goes
+// through the Cluster endpoint, which forwards to the leader's HTTP
+// address: no server calls its own HTTP API.
 func (s *Server) keepRegistered(ctx context.Context) {
-	c := api.New(s.httpAddr)
 	t := time.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
 	for {
@@ -157,15 +158,23 @@ func (s *Server) keepRegistered(ctx context.Context) {
 		if s.IsLeader() {
 			continue // establishLeadership registers the leader
 		}
-		if _, id := s.raft.LeaderWithID(); id == "" {
-			continue
-		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
-		if err := c.Join(rctx, req); err != nil && ctx.Err() == nil {
+		if err := s.joinVia(rctx, req); err != nil && ctx.Err() == nil {
 			s.log.Debug("refresh registry entry", "err", err)
 		}
 		cancel()
 	}
+}
+
+// joinVia sends a join to the Cluster endpoint, passing it on to the
+// leader over HTTP when this server is not the leader.
+func (s *Server) joinVia(ctx context.Context, req api.JoinRequest) error {
+	_, err := s.endpoints.Cluster.Join(ctx, Identity{Name: s.cfg.NodeID}, &req)
+	var nl *notLeaderError
+	if errors.As(err, &nl) && nl.LeaderID != s.cfg.NodeID {
+		return api.NewWithConfig(api.Config{Addrs: []string{nl.Addr}}).Join(ctx, req)
+	}
+	return err
 }
 
 // raftApply commits one command and returns the FSM's response. Errors from

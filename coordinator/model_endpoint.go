@@ -1,88 +1,117 @@
 package coordinator
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
-	"github.com/trainctl/trainctl/tuning"
 )
 
-// handleModelList is GET /v1/models: every version of every model, by name
-// and then version.
-func (s *Server) handleModelList(w http.ResponseWriter, r *http.Request) {
-	out := s.State().ModelVersions("")
+// Models is the endpoint of the model registry.
+type Models struct{ srv *Server }
+
+// List lists every version of every model, by name and then version (GET
+// /v1/models).
+func (e *Models) List(ctx context.Context, id Identity, req *ListRequest) (Reply[[]*api.ModelVersion], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionModelRead); err != nil {
+		return Reply[[]*api.ModelVersion]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableModels)
+	out := convertPtrs(s.State().ModelVersions(""), apiModelVersion)
 	if out == nil {
-		out = []*structs.ModelVersion{}
+		out = []*api.ModelVersion{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.ModelVersion]{Value: out, Index: idx}, nil
 }
 
-// handleModelGet is GET /v1/models/{name}: the versions of one model, oldest
-// first; a name with no versions is a 404.
-func (s *Server) handleModelGet(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	out := s.State().ModelVersions(name)
+// Get answers the versions of the model req.ID names, oldest first (GET
+// /v1/models/{name}); a name with no versions is not found.
+func (e *Models) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]*api.ModelVersion], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionModelRead); err != nil {
+		return Reply[[]*api.ModelVersion]{}, err
+	}
+	if err := checkID("name", api.KindModel, req.ID); err != nil {
+		return Reply[[]*api.ModelVersion]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableModels)
+	out := s.State().ModelVersions(req.ID)
 	if len(out) == 0 {
-		writeError(w, fmt.Errorf("model %q: %w", name, structs.ErrNotFound))
-		return
+		return Reply[[]*api.ModelVersion]{Index: idx}, fmt.Errorf("model %q: %w", req.ID, structs.ErrNotFound)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.ModelVersion]{Value: convertPtrs(out, apiModelVersion), Index: idx}, nil
 }
 
-// handleModelRegister is POST /v1/models: body api.RegisterModelBody,
-// which names exactly one source: a checkpoint digest, a job (its latest
-// checkpoint) or a sweep (its best checkpoint, with the sweep's objective
-// and value). Answers 201 with the new version. Registering the checkpoint
-// the model's latest version already points at answers 200 with that
-// version, so a retried registration adds no second version.
-func (s *Server) handleModelRegister(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// Register registers a model version (POST /v1/models). The request names
+// exactly one source: a checkpoint digest, a job (its latest checkpoint)
+// or a sweep (its best checkpoint, with the sweep's objective and value).
+// Answers the new version (Created). Registering the checkpoint the
+// model's latest version already points at answers that version, so a
+// retried registration adds no second version.
+func (e *Models) Register(ctx context.Context, id Identity, req *api.RegisterModelBody) (Reply[*api.ModelVersion], error) {
+	s := e.srv
+	var zero Reply[*api.ModelVersion]
+	if err := s.authorize(ctx, id, ActionModelRegister); err != nil {
+		return zero, err
 	}
-	var body api.RegisterModelBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	if err := checkModelRequest(req); err != nil {
+		return zero, err
 	}
-	if err := validModelName(body.Name); err != nil {
-		writeError(w, err)
-		return
+	if err := s.leaderOnly(ctx); err != nil {
+		return zero, err
 	}
-	req, err := s.modelSource(body)
+	cmd, err := s.modelSource(*req)
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
-	if latest, err := s.State().Model(body.Name); err == nil && latest.Checkpoint == req.Checkpoint {
-		writeJSON(w, http.StatusOK, latest)
-		return
+	if latest, err := s.State().Model(req.Name); err == nil && latest.Checkpoint == cmd.Checkpoint {
+		return reply(convertPtr(latest, apiModelVersion)), nil
 	}
-	req.Name = body.Name
-	req.Time = time.Now().UTC()
-	resp, err := s.raftApply(r.Context(), structs.ModelRegisterRequestType, req)
+	cmd.Name = req.Name
+	cmd.Time = time.Now().UTC()
+	resp, err := s.raftApply(ctx, structs.ModelRegisterRequestType, cmd)
 	if err != nil {
-		writeError(w, err)
-		return
+		return zero, err
 	}
 	// The FSM answers the latest version unchanged when it already has
 	// the checkpoint (a concurrent twin of this request committed first).
-	status := http.StatusOK
-	if m, ok := resp.(*structs.ModelVersion); ok && m.CreateTime.Equal(req.Time) {
-		status = http.StatusCreated
+	m, err := answer(resp, apiModelVersion)
+	if err != nil {
+		return zero, err
 	}
-	writeJSON(w, status, resp)
+	return Reply[*api.ModelVersion]{Value: m, Created: m.CreateTime.Equal(cmd.Time)}, nil
 }
 
-// validModelName checks a model name by tuning.CheckModelName, the rule
-// sweep specs and the FSM follow too: one URL path segment without
-// escaping.
-func validModelName(name string) error {
-	if err := tuning.CheckModelName(name); err != nil {
-		return fmt.Errorf("name: %w: %w", structs.ErrInvalid, err)
+// checkModelRequest checks a registration's name and that it names exactly
+// one well-formed source.
+func checkModelRequest(req *api.RegisterModelBody) error {
+	if err := checkID("name", api.KindModel, req.Name); err != nil {
+		return err
+	}
+	var given []string
+	for _, f := range []struct {
+		name, value string
+		kind        api.Kind
+	}{{"checkpoint", req.Checkpoint, api.KindDigest}, {"job_id", req.JobID, api.KindJob}, {"sweep_id", req.SweepID, api.KindSweep}} {
+		if f.value == "" {
+			continue
+		}
+		if err := checkID(f.name, f.kind, f.value); err != nil {
+			return err
+		}
+		given = append(given, f.name)
+	}
+	if len(given) != 1 {
+		got := "none"
+		if len(given) > 0 {
+			got = strings.Join(given, ", ")
+		}
+		return fmt.Errorf("checkpoint, job_id, sweep_id: %w: give exactly one, got %s", structs.ErrInvalid, got)
 	}
 	return nil
 }
@@ -90,22 +119,8 @@ func validModelName(name string) error {
 // modelSource resolves the one source a registration names to the
 // checkpoint, job, sweep and objective of the new version (Name and Time
 // left for the caller).
+// The caller checked the request (checkModelRequest).
 func (s *Server) modelSource(body api.RegisterModelBody) (*structs.ModelRegisterRequest, error) {
-	var given []string
-	for _, f := range []struct{ name, value string }{
-		{"checkpoint", body.Checkpoint}, {"job_id", body.JobID}, {"sweep_id", body.SweepID},
-	} {
-		if f.value != "" {
-			given = append(given, f.name)
-		}
-	}
-	if len(given) != 1 {
-		got := "none"
-		if len(given) > 0 {
-			got = strings.Join(given, ", ")
-		}
-		return nil, fmt.Errorf("checkpoint, job_id, sweep_id: %w: give exactly one, got %s", structs.ErrInvalid, got)
-	}
 	switch {
 	case body.Checkpoint != "":
 		c, err := s.State().Checkpoint(body.Checkpoint)

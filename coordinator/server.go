@@ -38,7 +38,10 @@ type Server struct {
 	httpSrv  *http.Server
 	httpAddr string // advertised
 
-	// proxy forwards writes to the leader (forward.go).
+	// endpoints are the API, which the HTTP handler adapts
+	// (endpoint.go, http.go).
+	endpoints *Endpoints
+	// proxyTransport forwards writes to the leader (forward.go).
 	proxyTransport *http.Transport
 
 	// blobs is this server's artifact store, served at /v1/blobs/;
@@ -100,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.endpoints = newEndpoints(s)
 
 	var err error
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -133,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
 	s.goFunc(func() {
 		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
@@ -165,10 +169,19 @@ func (s *Server) goFunc(f func()) {
 	}()
 }
 
-// join asks the servers in cfg.Join to add this server as a voter, retrying
-// until one accepts or ctx ends.
+// join asks the servers in cfg.Join (but itself) to add this server as a
+// voter, retrying until one accepts or ctx ends.
 func (s *Server) join(ctx context.Context) error {
-	c := api.New(s.cfg.Join...)
+	var addrs []string
+	for _, a := range s.cfg.Join {
+		if a != s.httpAddr {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("join %v: no address but this server's own", s.cfg.Join)
+	}
+	c := api.New(addrs...)
 	req := s.joinRequest()
 	for {
 		err := c.Join(ctx, req)

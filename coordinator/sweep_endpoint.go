@@ -4,92 +4,138 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/coordinator/sweeper"
 	"github.com/trainctl/trainctl/tuning"
 )
 
-// handleSweepSubmit is POST /v1/sweeps: body api.SubmitSweepBody;
-// answers 201 with the new sweep, or 200 with the sweep an earlier request
-// with the same request_id created. The spec is validated (a 400 naming
-// every bad field) and spec.job.dataset resolved as a job's spec.dataset
-// is: every trial trains on that version. The sweep starts with no trials;
-// the leader's sweep controller suggests them (sweep.go).
-func (s *Server) handleSweepSubmit(w http.ResponseWriter, r *http.Request) {
-	var body api.SubmitSweepBody
-	submitOnce(s, w, r, &body, submission[*structs.Sweep]{
-		requestID:    func() string { return body.RequestID },
-		validate:     func() error { return body.Spec.Validate() },
+// Sweeps is the endpoint of hyperparameter sweeps.
+type Sweeps struct{ srv *Server }
+
+// SweepListRequest is the request of Sweeps.List: State, when set, keeps
+// only the sweeps in that state.
+type SweepListRequest struct {
+	State string
+	api.QueryOptions
+}
+
+// sweepStates returns the states a sweep list may be filtered by.
+func sweepStates() []structs.SweepState {
+	return []structs.SweepState{structs.SweepRunning, structs.SweepCompleted, structs.SweepCancelled, structs.SweepFailed}
+}
+
+// Submit submits a sweep (POST /v1/sweeps): the reply is the new sweep
+// (Created), or the sweep an earlier request with the same request_id
+// created. The spec is validated (an error naming every bad field) and
+// spec.job.dataset resolved as a job's spec.dataset is: every trial trains
+// on that version. The sweep starts with no trials; the leader's sweep
+// controller suggests them (sweep.go).
+func (e *Sweeps) Submit(ctx context.Context, id Identity, req *api.SubmitSweepBody) (Reply[*api.Sweep], error) {
+	s := e.srv
+	return submitOnce(ctx, s, id, ActionSweepSubmit, submission[*structs.Sweep]{
+		requestID:    req.RequestID,
+		validate:     req.Spec.Validate,
 		existing:     s.State().SweepByRequestID,
-		dataset:      func() string { return body.Spec.Job.Dataset },
+		dataset:      req.Spec.Job.Dataset,
 		datasetField: "spec.job.dataset",
-		commit: func(ctx context.Context, id, version string) (any, error) {
+		commit: func(ctx context.Context, sweepID, version string) (any, error) {
 			return s.raftApply(ctx, structs.SweepSubmitRequestType, &structs.SweepSubmitRequest{
-				SweepID: id, RequestID: body.RequestID, Spec: structs.NewSweepSpec(body.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+				SweepID: sweepID, RequestID: req.RequestID, Spec: structs.NewSweepSpec(req.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
 			})
 		},
 		id:   func(sw *structs.Sweep) string { return sw.ID },
 		kick: s.kickSweeps,
-	})
+	}, func(sw *structs.Sweep) *api.Sweep { return convertPtr(sw, apiSweep) })
 }
 
-// handleSweepList is GET /v1/sweeps[?state=S]: sweeps in submission order.
-func (s *Server) handleSweepList(w http.ResponseWriter, r *http.Request) {
-	want := structs.SweepState(r.URL.Query().Get("state"))
-	out := []*structs.Sweep{}
+// List lists sweeps in submission order (GET /v1/sweeps[?state=S]).
+func (e *Sweeps) List(ctx context.Context, id Identity, req *SweepListRequest) (Reply[[]*api.Sweep], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionSweepRead); err != nil {
+		return Reply[[]*api.Sweep]{}, err
+	}
+	want := structs.SweepState(req.State)
+	if want != "" && !slices.Contains(sweepStates(), want) {
+		return Reply[[]*api.Sweep]{}, fmt.Errorf("state: %w: %q is not a sweep state (want one of %v)", structs.ErrInvalid, api.Truncate(req.State, 32), sweepStates())
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableSweeps)
+	out := []*api.Sweep{}
 	for _, sw := range s.State().Sweeps() {
 		if want == "" || sw.State == want {
-			out = append(out, sw)
+			out = append(out, convertPtr(sw, apiSweep))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.Sweep]{Value: out, Index: idx}, nil
 }
 
-// handleSweepGet is GET /v1/sweeps/{id}.
-func (s *Server) handleSweepGet(w http.ResponseWriter, r *http.Request) {
-	sw, err := s.State().Sweep(r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
+// sweep is the common start of the reads of one sweep: authorize, check
+// the id, wait as a blocking query says when wait is set, and read.
+func (e *Sweeps) sweep(ctx context.Context, id Identity, req *ObjectRequest, wait bool) (*structs.Sweep, uint64, error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionSweepRead); err != nil {
+		return nil, 0, err
 	}
-	writeJSON(w, http.StatusOK, sw)
+	if err := checkID("id", api.KindSweep, req.ID); err != nil {
+		return nil, 0, err
+	}
+	var idx uint64
+	if wait {
+		idx = s.waitTables(ctx, req.QueryOptions, state.TableSweeps)
+	}
+	sw, err := s.State().Sweep(req.ID)
+	return sw, idx, err
 }
 
-// handleSweepCancel is POST /v1/sweeps/{id}/cancel: the sweep's running
+// Get answers one sweep (GET /v1/sweeps/{id}).
+func (e *Sweeps) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Sweep], error) {
+	sw, idx, err := e.sweep(ctx, id, req, true)
+	if err != nil {
+		return Reply[*api.Sweep]{Index: idx}, err
+	}
+	return Reply[*api.Sweep]{Value: convertPtr(sw, apiSweep), Index: idx}, nil
+}
+
+// Cancel cancels a sweep (POST /v1/sweeps/{id}/cancel): its running
 // trials end cancelled and their jobs are cancelled; a sweep that ended is
 // left as it is. Answers the sweep.
-func (s *Server) handleSweepCancel(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+func (e *Sweeps) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Sweep], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionSweepCancel); err != nil {
+		return Reply[*api.Sweep]{}, err
 	}
-	resp, err := s.raftApply(r.Context(), structs.SweepCancelRequestType, &structs.SweepCancelRequest{
-		SweepID: r.PathValue("id"),
+	if err := checkID("id", api.KindSweep, req.ID); err != nil {
+		return Reply[*api.Sweep]{}, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return Reply[*api.Sweep]{}, err
+	}
+	resp, err := s.raftApply(ctx, structs.SweepCancelRequestType, &structs.SweepCancelRequest{
+		SweepID: req.ID,
 		Time:    time.Now().UTC(),
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Sweep]{}, err
 	}
 	// The cancelled jobs' capacity is free.
 	s.kickScheduler()
 	s.kickSweeps()
-	writeJSON(w, http.StatusOK, resp)
+	sw, err := answer(resp, apiSweep)
+	return reply(sw), err
 }
 
-// handleSweepTrials is GET /v1/sweeps/{id}/trials: the sweep's trials as a
-// leaderboard (see leaderboard).
-func (s *Server) handleSweepTrials(w http.ResponseWriter, r *http.Request) {
-	sw, err := s.State().Sweep(r.PathValue("id"))
+// Trials answers a sweep's trials as a leaderboard (GET
+// /v1/sweeps/{id}/trials; see leaderboard).
+func (e *Sweeps) Trials(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]api.Trial], error) {
+	sw, idx, err := e.sweep(ctx, id, req, true)
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[[]api.Trial]{Index: idx}, err
 	}
-	writeJSON(w, http.StatusOK, leaderboard(sw.Trials, sw.Spec.Objective.Mode))
+	return Reply[[]api.Trial]{Value: convertSlice(leaderboard(sw.Trials, sw.Spec.Objective.Mode), apiTrial), Index: idx}, nil
 }
 
 // leaderboard returns a copy of trials ordered best first: the trials with
@@ -130,21 +176,19 @@ func leaderboard(trials []structs.Trial, mode tuning.Mode) []structs.Trial {
 	return out
 }
 
-// handleSweepReplay is GET /v1/sweeps/{id}/replay: the answering server
-// replays the sweep's committed results and suggestions through a fresh
-// searcher and scheduler built from its spec (sweeper.Replay) and reports
-// whether they reproduce the recorded decisions. Any coordinator answers
-// from its own state, so asking each checks that they all agree.
-func (s *Server) handleSweepReplay(w http.ResponseWriter, r *http.Request) {
-	sw, err := s.State().Sweep(r.PathValue("id"))
+// Replay replays a sweep's committed results and suggestions through a
+// fresh searcher and scheduler built from its spec (sweeper.Replay) and
+// reports whether they reproduce the recorded decisions (GET
+// /v1/sweeps/{id}/replay). Any coordinator answers from its own state, so
+// asking each checks that they all agree.
+func (e *Sweeps) Replay(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.SweepReplay], error) {
+	sw, _, err := e.sweep(ctx, id, req, false)
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.SweepReplay]{}, err
 	}
 	rep, err := sweeper.Replay(sw)
 	if err != nil {
-		writeError(w, fmt.Errorf("replay sweep %s: %w", sw.ID, err))
-		return
+		return Reply[*api.SweepReplay]{}, fmt.Errorf("replay sweep %s: %w", sw.ID, err)
 	}
-	writeJSON(w, http.StatusOK, rep)
+	return reply(rep), nil
 }

@@ -296,6 +296,7 @@ func TestSweepAPIErrors(t *testing.T) {
 	noData := testSweepSpec("bad", 3, 1, 3)
 	noData.Job.Dataset = "nope@v1"
 	const unknown = "feedfacecafebeef"
+	unknownDigest := "sha256:" + strings.Repeat("f", 64)
 
 	tests := []struct {
 		name   string
@@ -333,9 +334,13 @@ func TestSweepAPIErrors(t *testing.T) {
 			return err
 		}, http.StatusBadRequest, []string{"name"}},
 		{"model of unknown checkpoint", func() error {
+			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", Checkpoint: unknownDigest})
+			return err
+		}, http.StatusNotFound, []string{"checkpoint", unknownDigest}},
+		{"model of a malformed checkpoint digest", func() error {
 			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", Checkpoint: unknown})
 			return err
-		}, http.StatusNotFound, []string{"checkpoint", unknown}},
+		}, http.StatusBadRequest, []string{"checkpoint", "digest", unknown}},
 		{"model of unknown sweep", func() error {
 			_, _, err := cl.RegisterModel(ctx, api.RegisterModelBody{Name: "m", SweepID: unknown})
 			return err

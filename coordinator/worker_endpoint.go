@@ -3,77 +3,113 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
+	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
 
-// handleWorkerList is GET /v1/workers: workers ordered by id.
-func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) {
-	out := s.State().Workers()
+// Limits of a worker's registration.
+const (
+	// maxWorkerAddrLen bounds a worker's advertised address.
+	maxWorkerAddrLen = 256
+	// maxWorkerMetaLen bounds the zone and version a worker advertises.
+	maxWorkerMetaLen = 128
+	// maxWorkerUnits bounds the cores and GPUs a worker advertises.
+	maxWorkerUnits = 1 << 16
+)
+
+// Workers is the endpoint of the workers.
+type Workers struct{ srv *Server }
+
+// List lists the workers, ordered by id (GET /v1/workers).
+func (e *Workers) List(ctx context.Context, id Identity, req *ListRequest) (Reply[[]*api.Worker], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionWorkerRead); err != nil {
+		return Reply[[]*api.Worker]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableWorkers)
+	out := convertPtrs(s.State().Workers(), apiWorker)
 	if out == nil {
-		out = []*structs.Worker{}
+		out = []*api.Worker{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]*api.Worker]{Value: out, Index: idx}, nil
 }
 
-// handleWorkerGet is GET /v1/workers/{id}.
-func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) {
-	wk, err := s.State().Worker(r.PathValue("id"))
+// Get answers one worker (GET /v1/workers/{id}).
+func (e *Workers) Get(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Worker], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionWorkerRead); err != nil {
+		return Reply[*api.Worker]{}, err
+	}
+	if err := checkID("id", api.KindWorker, req.ID); err != nil {
+		return Reply[*api.Worker]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableWorkers)
+	wk, err := s.State().Worker(req.ID)
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Worker]{Index: idx}, err
 	}
-	writeJSON(w, http.StatusOK, wk)
+	return Reply[*api.Worker]{Value: convertPtr(wk, apiWorker), Index: idx}, nil
 }
 
-// handleWorkerDrain is POST /v1/workers/{id}/drain: the worker takes no new
-// ranks; the ones it runs continue.
-func (s *Server) handleWorkerDrain(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// Drain drains a worker (POST /v1/workers/{id}/drain): it takes no new
+// ranks; the ones it runs continue. Answers the worker.
+func (e *Workers) Drain(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.Worker], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionWorkerDrain); err != nil {
+		return Reply[*api.Worker]{}, err
 	}
-	resp, err := s.raftApply(r.Context(), structs.WorkerDrainRequestType, &structs.WorkerDrainRequest{
-		ID:   r.PathValue("id"),
+	if err := checkID("id", api.KindWorker, req.ID); err != nil {
+		return Reply[*api.Worker]{}, err
+	}
+	if err := s.leaderOnly(ctx); err != nil {
+		return Reply[*api.Worker]{}, err
+	}
+	resp, err := s.raftApply(ctx, structs.WorkerDrainRequestType, &structs.WorkerDrainRequest{
+		ID:   req.ID,
 		Time: time.Now().UTC(),
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Worker]{}, err
 	}
-	writeJSON(w, http.StatusOK, resp)
+	wk, err := answer(resp, apiWorker)
+	return reply(wk), err
 }
 
-// handleWorkerRegister is POST /v1/workers/register: body
-// api.RegisterWorkerBody. A worker sends it when it starts and then as
-// its heartbeat: the leader renews the worker's lease and, when the worker
-// is new, changed its address or metadata, or was marked dead or left,
-// commits a WorkerUpsert (which brings it back alive); answers the worker.
-func (s *Server) handleWorkerRegister(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
+// Register adds or updates a worker and renews its lease (POST
+// /v1/workers/register). A worker sends it when it starts and then as its
+// heartbeat: the leader renews the worker's lease and, when the worker is
+// new, changed its address or metadata, or was marked dead or left,
+// commits a WorkerUpsert (which brings it back alive). Answers the worker.
+func (e *Workers) Register(ctx context.Context, id Identity, req *api.RegisterWorkerBody) (Reply[*api.Worker], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionWorkerRegister); err != nil {
+		return Reply[*api.Worker]{}, err
 	}
-	var body api.RegisterWorkerBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
+	if err := checkID("id", api.KindWorker, req.ID); err != nil {
+		return Reply[*api.Worker]{}, err
 	}
+	m := req.Meta
 	switch {
-	case body.ID == "":
-		writeError(w, fmt.Errorf("id: %w: required", structs.ErrInvalid))
-		return
-	case body.Meta.Cores < 0 || body.Meta.GPUs < 0:
-		writeError(w, fmt.Errorf("meta: %w: negative cores or gpus", structs.ErrInvalid))
-		return
+	case len(req.Addr) > maxWorkerAddrLen:
+		return Reply[*api.Worker]{}, fmt.Errorf("addr: %w: %d bytes, the limit is %d", structs.ErrInvalid, len(req.Addr), maxWorkerAddrLen)
+	case m.Cores < 0 || m.GPUs < 0:
+		return Reply[*api.Worker]{}, fmt.Errorf("meta: %w: negative cores or gpus", structs.ErrInvalid)
+	case m.Cores > maxWorkerUnits || m.GPUs > maxWorkerUnits:
+		return Reply[*api.Worker]{}, fmt.Errorf("meta: %w: more than %d cores or gpus", structs.ErrInvalid, maxWorkerUnits)
+	case len(m.Zone) > maxWorkerMetaLen || len(m.Version) > maxWorkerMetaLen:
+		return Reply[*api.Worker]{}, fmt.Errorf("meta: %w: zone or version longer than %d bytes", structs.ErrInvalid, maxWorkerMetaLen)
 	}
-	wk, err := s.upsertWorker(r.Context(), body.ID, body.Addr, serverWorkerMeta(body.Meta))
+	if err := s.leaderOnly(ctx); err != nil {
+		return Reply[*api.Worker]{}, err
+	}
+	wk, err := s.upsertWorker(ctx, req.ID, req.Addr, serverWorkerMeta(req.Meta))
 	if err != nil {
-		writeError(w, err)
-		return
+		return Reply[*api.Worker]{}, err
 	}
-	writeJSON(w, http.StatusOK, wk)
+	return reply(convertPtr(wk, apiWorker)), nil
 }
 
 // upsertWorker renews a worker's lease and, when the worker is new, changed
@@ -102,17 +138,23 @@ func (s *Server) upsertWorker(ctx context.Context, id, addr string, meta structs
 	return resp.(*structs.Worker), nil
 }
 
-// handleWorkerAssignments is GET /v1/workers/{id}/assignments: the ranks of
-// running attempts placed on the worker, ordered by job id and rank, each
-// with what the worker needs to run it (api.WorkerAssignment).
-func (s *Server) handleWorkerAssignments(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.State().Worker(id); err != nil {
-		writeError(w, err)
-		return
+// Assignments answers the ranks of running attempts placed on a worker
+// (GET /v1/workers/{id}/assignments), ordered by job id and rank, each with
+// what the worker needs to run it.
+func (e *Workers) Assignments(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]api.WorkerAssignment], error) {
+	s := e.srv
+	if err := s.authorize(ctx, id, ActionWorkerRead); err != nil {
+		return Reply[[]api.WorkerAssignment]{}, err
+	}
+	if err := checkID("id", api.KindWorker, req.ID); err != nil {
+		return Reply[[]api.WorkerAssignment]{}, err
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments)
+	if _, err := s.State().Worker(req.ID); err != nil {
+		return Reply[[]api.WorkerAssignment]{Index: idx}, err
 	}
 	out := []api.WorkerAssignment{}
-	for _, a := range s.State().Assignments(id) {
+	for _, a := range s.State().Assignments(req.ID) {
 		j, err := s.State().Job(a.JobID)
 		if err != nil || a.Attempt < 1 || a.Attempt > len(j.Attempts) {
 			continue // changed between the two reads
@@ -129,5 +171,5 @@ func (s *Server) handleWorkerAssignments(w http.ResponseWriter, r *http.Request)
 			ResumeFrom:       att.ResumeFrom,
 		})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return Reply[[]api.WorkerAssignment]{Value: out, Index: idx}, nil
 }

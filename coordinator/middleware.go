@@ -1,0 +1,148 @@
+package coordinator
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/trainctl/trainctl/api"
+)
+
+// The middleware chain every HTTP request passes, outermost first:
+//
+//  1. request id: a well-formed X-Request-Id from the client is kept,
+//     otherwise one is made; it is set on the answer's header before
+//     anything else runs, so every answer, error bodies included
+//     (writeError), and every log line of the request carry it;
+//  2. access log: method, path, status, duration and request id, with
+//     slog (debug level when the request succeeded);
+//  3. panic recovery: a handler that panics is answered 500 with a JSON
+//     error and logged with its stack; the process lives on;
+//  4. limits: at most maxInFlight requests are served at once and at most
+//     maxBlockingInFlight blocking queries wait at once; beyond that a
+//     request is answered 503 with Retry-After at once, without reading
+//     its body. (Headers are bounded by maxHeaderBytes in the http.Server,
+//     bodies by maxBodyBytes in the adapter.)
+
+// requestIDHeader carries a request's id, in requests and answers.
+const requestIDHeader = "X-Request-Id"
+
+// Limits of the HTTP server.
+const (
+	// maxInFlight bounds the requests a server serves at once, blocking
+	// queries aside: with maxBodyBytes, about 1 GiB of bodies at worst.
+	maxInFlight = 256
+	// maxBlockingInFlight bounds the blocking queries waiting at once;
+	// a waiting query holds a goroutine and no body.
+	maxBlockingInFlight = 4096
+	// maxHeaderBytes bounds a request's header (http.Server).
+	maxHeaderBytes = 64 << 10
+)
+
+// httpLimits are the concurrency limits of the middleware chain.
+type httpLimits struct {
+	inFlight, blocking int
+}
+
+// middleware wraps the API's handler in the chain above.
+func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
+	inFlight := make(chan struct{}, lim.inFlight)
+	blocking := make(chan struct{}, lim.blocking)
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sem := inFlight
+		if r.Method == http.MethodGet && r.URL.Query().Has("index") {
+			sem = blocking
+		}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		default:
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			writeJSON(w, http.StatusServiceUnavailable, api.ErrorBody{
+				Error:     fmt.Sprintf("coordinator %s is serving %d requests, its limit: retry later", s.cfg.NodeID, cap(sem)),
+				Code:      api.CodeOverloaded,
+				RequestID: w.Header().Get(requestIDHeader),
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(requestIDHeader)
+		if api.CheckID(api.KindRequestID, id) != nil {
+			id = newID()
+		}
+		w.Header().Set(requestIDHeader, id)
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // the sentinel value itself
+					panic(p)
+				}
+				s.log.Error("http handler panicked", "method", r.Method, "path", r.URL.Path, "request_id", id,
+					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if rec.status != 0 {
+					// Part of the answer is out: all that is left is to
+					// cut the connection.
+					panic(http.ErrAbortHandler)
+				}
+				writeJSON(rec, http.StatusInternalServerError, api.ErrorBody{
+					Error: "internal error: the request's handler failed; see the coordinator's log", Code: api.CodeInternal, RequestID: id,
+				})
+			}
+			s.logAccess(r, rec.status, time.Since(start), id)
+		}()
+		limited.ServeHTTP(rec, r)
+	})
+}
+
+// logAccess logs one request: at debug level when it succeeded, info for a
+// client error, warn for a server error.
+func (s *Server) logAccess(r *http.Request, status int, d time.Duration, id string) {
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing
+	}
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelWarn
+	case status >= 400:
+		level = slog.LevelInfo
+	}
+	s.log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
+		"status", status, "duration", d, "request_id", id)
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController (and the reverse proxy's flushes)
+// the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush flushes the underlying writer, for streamed answers.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
