@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -53,11 +54,12 @@ func requestIDFlag(c *cli.Context, cmd string) (string, error) {
 	if c.IsSet("request-id") && strings.TrimSpace(id) == "" {
 		return "", fmt.Errorf("%s: --request-id is empty; leave it out to get a random one", cmd)
 	}
-	if len(id) > maxRequestIDLen {
-		return "", fmt.Errorf("%s: --request-id is %d bytes, the limit is %d", cmd, len(id), maxRequestIDLen)
-	}
 	if id == "" {
-		id = newRequestID()
+		return newRequestID(), nil
+	}
+	// The coordinator's own rule, so a bad id never makes a round trip.
+	if err := api.CheckID(api.KindRequestID, id); err != nil {
+		return "", fmt.Errorf("%s: --request-id: %w", cmd, err)
 	}
 	return id, nil
 }

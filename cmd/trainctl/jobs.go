@@ -45,9 +45,6 @@ func newRequestID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// maxRequestIDLen is the coordinator's bound on a request id.
-const maxRequestIDLen = 128
-
 func submitCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "submit",

@@ -266,7 +266,8 @@ func TestSweepCommandFlags(t *testing.T) {
 	}{
 		{[]string{"sweep"}, []string{"-f", bad}, []string{"bad.yaml has 2 problem(s); nothing was submitted", "bad.yaml:9: objective.mode:", "bad.yaml:10: scheduler.name:"}},
 		{[]string{"sweep"}, []string{"-f", good, "--request-id", " "}, []string{"--request-id is empty"}},
-		{[]string{"sweep"}, []string{"-f", good, "--request-id", strings.Repeat("x", 129)}, []string{"--request-id is 129 bytes"}},
+		{[]string{"sweep"}, []string{"-f", good, "--request-id", strings.Repeat("x", 129)}, []string{"--request-id: request id:", "is 129 bytes, the limit is 128"}},
+		{[]string{"sweep"}, []string{"-f", good, "--request-id", "a b"}, []string{`--request-id: request id: "a b" has ' ' at byte 1`}},
 		{[]string{"sweep"}, []string{"-f", good, "--poll-interval", "0s"}, []string{"--poll-interval 0s"}},
 		{[]string{"sweep"}, []string{"-f", good, "extra"}, []string{"takes no arguments"}},
 		{[]string{"sweep"}, []string{"-f", "/nonexistent/sweep.yaml"}, []string{"/nonexistent/sweep.yaml"}},
