@@ -52,6 +52,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 		},
 		Transport: s.proxyTransport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if writeBodyTooLarge(w, err) {
+				return
+			}
 			writeError(w, fmt.Errorf("forward to leader %s: %w: %w", id, structs.ErrNotLeader, err))
 		},
 	}

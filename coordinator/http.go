@@ -58,7 +58,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/datasets/flight", s.handleDatasetFlight)
 	mux.HandleFunc("GET /v1/cluster/status", s.handleClusterStatus)
 	mux.HandleFunc("POST /v1/cluster/join", s.handleClusterJoin)
-	mux.Handle(artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{Logger: s.log.With("component", "blobs")}))
+	mux.Handle(artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{MaxBlobSize: s.cfg.MaxBlobBytes, Logger: s.log.With("component", "blobs")}))
 	return mux
 }
 
@@ -78,6 +78,8 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, structs.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, structs.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, structs.ErrNotLeader), errors.Is(err, structs.ErrNoLeader), errors.Is(err, ErrReplication):
 		return http.StatusServiceUnavailable
 	}
