@@ -262,7 +262,6 @@ func hugeSweeps(t *testing.T) []hugeSpec {
 job:
   name: huge-grid-trial
   dataset: shapes@v1
-  epochs: 1
 search_space:
   lr: {type: uniform, low: 0.001, high: 0.1, grid_points: 2}
 objective: {metric: val_loss, mode: min}
@@ -273,13 +272,17 @@ searcher: {name: grid}
 	}
 	one := base
 	one.SearchSpace.Params = []tuning.Param{{Name: "lr", Type: tuning.Uniform, Low: 0.001, High: 0.1, GridPoints: 1_000_000_000}}
+	// Budget in steps, so that epochs may be tuned too; parameters sorted
+	// by name, as the parser leaves them.
 	six := base
+	six.Budget = tuning.Budget{Unit: "steps", Min: 10, Max: 100}
 	six.SearchSpace.Params = nil
-	for _, name := range []string{"lr", "momentum", "weight_decay"} {
-		six.SearchSpace.Params = append(six.SearchSpace.Params, tuning.Param{Name: name, Type: tuning.Uniform, Low: 0.001, High: 0.1, GridPoints: 1000})
-	}
-	for _, name := range []string{"batch", "epochs", "seed"} {
-		six.SearchSpace.Params = append(six.SearchSpace.Params, tuning.Param{Name: name, Type: tuning.Int, Low: 1, High: 1000, GridPoints: 1000})
+	for _, name := range []string{"batch", "epochs", "lr", "momentum", "seed", "weight_decay"} {
+		p := tuning.Param{Name: name, Type: tuning.Uniform, Low: 0.001, High: 0.1, GridPoints: 1000}
+		if name == "batch" || name == "epochs" || name == "seed" {
+			p = tuning.Param{Name: name, Type: tuning.Int, Low: 1, High: 1000, GridPoints: 1000}
+		}
+		six.SearchSpace.Params = append(six.SearchSpace.Params, p)
 	}
 	return []hugeSpec{{"grid_points 1e9", one}, {"6 params x 1000 grid points", six}}
 }
