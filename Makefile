@@ -10,11 +10,19 @@ BENCHOUT ?= bench.out
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/trainctl
 
+# Fuzz targets, as package:FuzzName; `make fuzz` runs each for FUZZTIME.
+FUZZ = ./serving/:FuzzDecodeImage \
+       ./jobspec/:FuzzParseJobSpec \
+       ./tuning/:FuzzParseSweepSpec \
+       ./trainer/:FuzzCheckpointHeader
+FUZZTIME ?= 60s
+
 # Unit and integration tests with the race detector (needs cgo and gcc),
-# then ten seconds of fuzzing the serving image decoder (`make fuzz`: a minute).
+# then five seconds of each fuzz target (the seed corpora alone run with
+# every go test).
 test:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
-	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 10s ./serving/
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 # The same without the race detector, for a quick local loop.
 test-short:
@@ -37,11 +45,15 @@ demo: build
 tour: build
 	BIN=$(BIN) bash deploy/demo.sh
 
-# Fuzz the serving image decode path (sniff, header limits, decode, resize)
-# for a minute; the seed corpus alone runs in `make test`.
+# Fuzz every target in FUZZ for FUZZTIME (a minute each by default): the
+# serving image decoder, the job and sweep spec parsers (limits, round trips,
+# searchers and schedulers of accepted sweeps), the checkpoint reader.
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeImage -fuzztime 60s ./serving/
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 lint:
 	$(GO) vet $(PKGS)

@@ -2,7 +2,7 @@
 // bytes of dataset versions and checkpoints, named by their SHA-256 digest
 // ("sha256:<64 lowercase hex digits>").
 //
-// In the data flow of DESIGN.md every coordinator keeps a Store on its own
+// In the data flow of docs/architecture.md every coordinator keeps a Store on its own
 // disk. A blob is written to the leader's Store (by a CLI upload or a
 // worker's checkpoint, through the HTTP Handler mounted at BlobsPath), then
 // the leader calls Replicator.Replicate to push it to every other

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/trainctl/trainctl/internal/durable"
 )
 
 // FetchFile makes path hold blob digest: a file already there with that
@@ -72,17 +74,12 @@ func (c *Client) fetchFrom(ctx context.Context, peer, digest, path string) error
 	return nil
 }
 
-// FileDigest returns the digest and size of the file at path.
+// FileDigest returns the digest ("sha256:" and 64 hex digits) and size of
+// the file at path.
 func FileDigest(path string) (string, int64, error) {
-	f, err := os.Open(path)
+	sum, n, err := durable.FileSHA256(path)
 	if err != nil {
 		return "", 0, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return DigestPrefix + hex.EncodeToString(h.Sum(nil)), n, nil
+	return DigestPrefix + sum, n, nil
 }

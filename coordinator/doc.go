@@ -1,4 +1,5 @@
-// Package coordinator is the coordinator server of DESIGN.md: a Raft voter
+// Package coordinator is the coordinator server (docs/architecture.md,
+// "Roles and data flow"): a Raft voter
 // (hashicorp/raft over TCP, its log and stable store in bbolt through
 // raft-boltdb/v2, file snapshots) that replicates the cluster state of
 // coordinator/state and serves the /v1/ HTTP/JSON API.
@@ -10,8 +11,10 @@
 //	raft.go       the Raft setup and its TCP stream layer
 //	leader.go     leadership: barrier, then leader-only work; voters and the
 //	              server registry; raftApply, which commits a command
-//	forward.go    the guard every write handler starts with: proxy to the leader
+//	forward.go    the guard every write starts with: proxy to the leader
 //	http.go       routes, JSON bodies and errors; /v1/blobs/ is the artifact store
+//	blocking.go   blocking queries: ?index=N&wait=D on the GETs watchers follow
+//	convert.go    the server's types (structs) to the API's (api), at the boundary
 //	*_endpoint.go the handlers, by resource (attempt_endpoint.go: what workers
 //	              report: attempts, metrics, checkpoints)
 //	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
@@ -37,9 +40,10 @@
 // local state store and may lag the leader slightly.
 //
 // Workers register and heartbeat over HTTP (POST /v1/workers/register),
-// and with Config.Gossip also through memberlist; they poll
-// GET /v1/workers/{id}/assignments and report attempts, metrics and
-// checkpoints, whose blobs they upload to /v1/blobs/ first.
+// and with Config.Gossip also through memberlist; they follow
+// GET /v1/workers/{id}/assignments with a blocking query and report
+// attempts, metrics and checkpoints, whose blobs they upload to /v1/blobs/
+// first. Other roles import api/, never this package's sub-packages.
 //
 // The leader-only services start from leaderLoop once it has passed a
 // barrier and stop when leadership is lost: the scheduler, the sweep

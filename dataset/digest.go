@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"regexp"
 )
 
@@ -110,20 +109,4 @@ func ContentID(v *Version) string {
 		d.Add(v.Example(i))
 	}
 	return d.Sum()
-}
-
-// FileSHA256 returns the hex SHA-256 of the bytes of the file at path and
-// its size.
-func FileSHA256(path string) (sum string, size int64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

@@ -10,7 +10,7 @@
 // streamed to workers in deterministic, sharded, per-epoch shuffled order
 // (shard.go, reader.go; Arrow Flight in the stream sub-package).
 //
-// In the data flow of DESIGN.md this package is the first stage: the
+// In the data flow of docs/architecture.md this package is the first stage: the
 // coordinator registers versions, workers stream shards of them, and the
 // trainer reads examples through Reader.
 package dataset

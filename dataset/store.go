@@ -291,7 +291,7 @@ func (s *Store) objectDigest(id string) (string, int64, error) {
 			return m.FileSHA256, m.Bytes, nil
 		}
 	}
-	return FileSHA256(s.DataPath(id))
+	return durable.FileSHA256(s.DataPath(id))
 }
 
 func (s *Store) writeManifest(m Manifest) error {
@@ -457,7 +457,7 @@ func (s *Store) Verify(ctx context.Context, ref string) error {
 		return fmt.Errorf("verify %s (%s, %s): %w: %s", m.Ref(), ShortID(m.ID), path, ErrCorrupt, strings.Join(problems, "; "))
 	}
 	var problems []string
-	sum, size, err := FileSHA256(path)
+	sum, size, err := durable.FileSHA256(path)
 	if err != nil {
 		return fail([]string{fmt.Sprintf("cannot read version file: %v", err)})
 	}

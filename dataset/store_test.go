@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/trainctl/trainctl/internal/durable"
 )
 
 func openTestStore(t testing.TB) *Store {
@@ -78,7 +80,7 @@ func TestRegisterVersions(t *testing.T) {
 	if px != 10*32*32 || len(m1.ClassPixels) != 3 {
 		t.Fatalf("class pixels %v sum to %d, want %d", m1.ClassPixels, px, 10*32*32)
 	}
-	if sum, size, err := FileSHA256(s.DataPath(m1.ID)); err != nil || sum != m1.FileSHA256 || size != m1.Bytes {
+	if sum, size, err := durable.FileSHA256(s.DataPath(m1.ID)); err != nil || sum != m1.FileSHA256 || size != m1.Bytes {
 		t.Fatalf("file digest %s %d %v, manifest %s %d", sum, size, err, m1.FileSHA256, m1.Bytes)
 	}
 	v, err := OpenVersionFile(s.DataPath(m1.ID))
@@ -372,7 +374,7 @@ func TestImportFileAndPutObject(t *testing.T) {
 	if err != nil || id != m.ID || !dst.HasObject(id) {
 		t.Fatalf("PutObject = %s, %v", id, err)
 	}
-	if sum, _, _ := FileSHA256(dst.DataPath(id)); sum != m.FileSHA256 {
+	if sum, _, _ := durable.FileSHA256(dst.DataPath(id)); sum != m.FileSHA256 {
 		t.Fatal("PutObject changed the file bytes")
 	}
 	v, err := dst.OpenObject(id)

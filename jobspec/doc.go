@@ -18,7 +18,7 @@
 // reports all problems at once. Omitted fields take the defaults Defaults
 // documents; Validate checks a Spec that arrived as JSON.
 //
-// In the data flow of DESIGN.md the CLI parses the file and submits the
+// In the data flow of docs/architecture.md the CLI parses the file and submits the
 // Spec; the coordinator validates and stores it with the job, the scheduler
 // reads its resources and priority, and a worker turns it into the trainer's
 // configuration when it runs an attempt. deploy/examples/job.yaml is a

@@ -13,9 +13,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/trainctl/trainctl/dataset"
+	"github.com/trainctl/trainctl/internal/strictyaml"
 )
 
-// ModelUNetS is UNet-S of DESIGN.md, sized to the dataset's images,
+// ModelUNetS is UNet-S of docs/architecture.md, sized to the dataset's images,
 // channels and classes. It is the only model today.
 const ModelUNetS = "unet-s"
 
@@ -42,6 +43,18 @@ const (
 	// resources.cpus_per_rank.
 	MaxGPUsPerRank = 64
 	MaxCPUsPerRank = 1024
+	// MaxEpochs bounds hyperparameters.epochs. Every epoch adds an
+	// epoch-end report to the attempt's result and to what the coordinator
+	// keeps of the job, and the trainer plans epochs × steps per epoch in
+	// an int64; 100,000 epochs (a day of one-second epochs) is more than
+	// any job needs, and keeps that product far from overflowing for any
+	// dataset.
+	MaxEpochs = 100_000
+	// MaxCheckpointEvery bounds checkpoint_every, in steps: a billion steps
+	// is past the length of any job (so larger values would only mean
+	// "at epoch ends"), and the bound keeps step arithmetic within 32 bits
+	// whether the spec came as YAML or as JSON.
+	MaxCheckpointEvery = 1_000_000_000
 )
 
 // ErrInvalid is wrapped by every error Parse and Validate return, so
@@ -75,7 +88,8 @@ type Spec struct {
 	// do not count.
 	MaxRestarts int `json:"max_restarts" yaml:"max_restarts"`
 	// CheckpointEvery writes a checkpoint every that many steps, besides
-	// every epoch end and the stop (default 100; 0 means only those).
+	// every epoch end and the stop (default 100; 0 means only those; at
+	// most MaxCheckpointEvery).
 	CheckpointEvery int `json:"checkpoint_every" yaml:"checkpoint_every"`
 	// Priority orders the queue: higher runs first (default 50;
 	// MinPriority..MaxPriority).
@@ -88,7 +102,7 @@ type Spec struct {
 // Hyperparameters are the training settings of a Spec.
 type Hyperparameters struct {
 	// Epochs is the number of passes over the train split (default 10;
-	// at least 1).
+	// 1..MaxEpochs).
 	Epochs int `json:"epochs" yaml:"epochs"`
 	// Batch is the number of examples per step (default 8; 1..MaxBatch).
 	Batch int `json:"batch" yaml:"batch"`
@@ -254,17 +268,15 @@ func (s Spec) check() Errors {
 	if s.Dataset == "" {
 		bad("dataset", "required (NAME or NAME@VERSION)")
 	} else if _, err := dataset.ParseRef(s.Dataset); err != nil {
-		bad("dataset", "%q is not NAME[@VERSION] (NAME: a-z 0-9 . _ -; VERSION: latest, v<N> or an id prefix of %d+ hex digits)",
-			s.Dataset, dataset.MinIDPrefix)
+		bad("dataset", "%s is not NAME[@VERSION] (NAME: a-z 0-9 . _ -; VERSION: latest, v<N> or an id prefix of %d+ hex digits)",
+			strictyaml.Quote(s.Dataset), dataset.MinIDPrefix)
 	}
 	if s.Model != ModelUNetS {
-		bad("model", "%q is not a known model (known: %s)", s.Model, ModelUNetS)
+		bad("model", "%s is not a known model (known: %s)", strictyaml.Quote(s.Model), ModelUNetS)
 	}
 
 	h := s.Hyperparameters
-	if h.Epochs < 1 {
-		bad("hyperparameters.epochs", "must be at least 1, got %d", h.Epochs)
-	}
+	intRange("hyperparameters.epochs", h.Epochs, 1, MaxEpochs)
 	intRange("hyperparameters.batch", h.Batch, 1, MaxBatch)
 	if !finite(h.LR) || h.LR <= 0 {
 		bad("hyperparameters.lr", "must be a positive number, got %v", h.LR)
@@ -279,7 +291,7 @@ func (s Spec) check() Errors {
 			bad("hyperparameters.momentum", "must be in [0, 1) with optimizer sgd, got %v", h.Momentum)
 		}
 	default:
-		bad("hyperparameters.optimizer", "%q is not one of %s, %s", h.Optimizer, OptimizerAdam, OptimizerSGD)
+		bad("hyperparameters.optimizer", "%s is not one of %s, %s", strictyaml.Quote(h.Optimizer), OptimizerAdam, OptimizerSGD)
 	}
 	if !finite(h.WeightDecay) || h.WeightDecay < 0 {
 		bad("hyperparameters.weight_decay", "must be a number >= 0, got %v", h.WeightDecay)
@@ -291,8 +303,8 @@ func (s Spec) check() Errors {
 	intRange("resources.cpus_per_rank", r.CPUsPerRank, 1, MaxCPUsPerRank)
 
 	intRange("max_restarts", s.MaxRestarts, 0, MaxRestartsLimit)
-	if s.CheckpointEvery < 0 {
-		bad("checkpoint_every", "must be >= 0 steps (0: only at epoch ends), got %d", s.CheckpointEvery)
+	if s.CheckpointEvery < 0 || s.CheckpointEvery > MaxCheckpointEvery {
+		bad("checkpoint_every", "must be in 0..%d steps (0: only at epoch ends), got %d", MaxCheckpointEvery, s.CheckpointEvery)
 	}
 	intRange("priority", s.Priority, MinPriority, MaxPriority)
 	if d := time.Duration(s.MaxTime); d != 0 && d < time.Second {
@@ -319,7 +331,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration: %q is not a duration (like 90s, 10m or 1h30m)", s)
+		return fmt.Errorf("duration: %s is not a duration (like 90s, 10m or 1h30m)", strictyaml.Quote(s))
 	}
 	*d = Duration(v)
 	return nil

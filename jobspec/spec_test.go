@@ -152,7 +152,7 @@ func TestParseErrors(t *testing.T) {
 			name: "epochs zero and batch too large",
 			yaml: "name: a\ndataset: shapes@v1\nhyperparameters:\n  epochs: 0\n  batch: 5000\n",
 			want: []string{
-				"job.yaml:4: hyperparameters.epochs: must be at least 1, got 0",
+				"job.yaml:4: hyperparameters.epochs: must be in 1..100000, got 0",
 				"job.yaml:5: hyperparameters.batch: must be in 1..4096, got 5000",
 			},
 		},
@@ -173,7 +173,7 @@ func TestParseErrors(t *testing.T) {
 			name: "negative weight decay and checkpoint period",
 			yaml: "name: a\ndataset: shapes@v1\ncheckpoint_every: -5\nhyperparameters: {weight_decay: -1}\n",
 			want: []string{
-				"job.yaml:3: checkpoint_every: must be >= 0 steps (0: only at epoch ends), got -5",
+				"job.yaml:3: checkpoint_every: must be in 0..1000000000 steps (0: only at epoch ends), got -5",
 				"job.yaml:4: hyperparameters.weight_decay: must be a number >= 0, got -1",
 			},
 		},

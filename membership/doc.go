@@ -1,5 +1,5 @@
-// Package membership is trainctl's gossip layer (DESIGN.md, "Membership"):
-// coordinators and workers run a [Member] over hashicorp/memberlist, each
+// Package membership is trainctl's gossip layer (docs/architecture.md,
+// "Roles and data flow"): coordinators and workers run a [Member] over hashicorp/memberlist, each
 // advertising a [NodeMeta] (role, cores, GPUs, spot or on-demand, zone,
 // version, API and Raft addresses). Every member sees the others' joins,
 // metadata updates, graceful leaves and failures as [Event]s; the

@@ -1,5 +1,5 @@
 // Package serving is the HTTP inference server for trained UNet
-// segmentation checkpoints: the last stage of the data flow in DESIGN.md,
+// segmentation checkpoints: the last stage of the data flow in docs/architecture.md,
 // where the best checkpoint of a job, sweep or model is loaded (LoadModel)
 // and hot-swapped in (Server.Swap) whenever a better one lands.
 //

@@ -147,7 +147,19 @@ func TestFollowModelHotSwaps(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	answered := func(prefix string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for v, n := range versions {
+				if strings.HasPrefix(v, prefix) && n > 0 {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, "an answer from version 1 before version 2 lands", answered("pets@v1-"))
 	d2 := uploadCheckpoint(t, ac, peer, job.ID, tinyCheckpoint(t, 16, 2), 20)
 	if _, _, err := ac.RegisterModel(ctx, api.RegisterModelBody{Name: "pets", Checkpoint: d2}); err != nil {
 		t.Fatal(err)
@@ -155,7 +167,9 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	waitFor(t, "version 2 to be served", func() bool {
 		return strings.HasPrefix(s.Model().Version(), "pets@v2-")
 	})
-	time.Sleep(100 * time.Millisecond)
+	// Only a request that reached the server after the swap can be
+	// answered by version 2.
+	waitFor(t, "an answer from version 2", answered("pets@v2-"))
 	stop.Store(true)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {

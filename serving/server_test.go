@@ -348,15 +348,21 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	ts := startServer(t, Config{MaxWait: 1}, a, nil)
 	img := pngBytes(t, 24, 20)
 	var (
-		stop   atomic.Bool
+		stop atomic.Bool
+		// swaps counts the swaps that have returned. A request that reads
+		// swaps == n before it is sent reaches the server after swap n, so
+		// it runs on swap n's model or a later one, never an earlier one.
+		swaps  atomic.Int64
 		mu     sync.Mutex
 		seen   = map[string]int{}
+		after  = map[int64]map[string]int{} // swaps read at the start → version → answers
 		failed []string
 		wg     sync.WaitGroup
 	)
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
+				n := swaps.Load()
 				r := do(t, ts.ts.Client(), http.MethodPost, ts.predictURL(), "", "", img)
 				mu.Lock()
 				if r.status != http.StatusOK {
@@ -367,6 +373,10 @@ func TestHotSwapUnderLoad(t *testing.T) {
 						failed = append(failed, fmt.Sprintf("version %q vs header %q (%v)", p.Version, r.header.Get("X-Model-Version"), err))
 					}
 					seen[p.Version]++
+					if after[n] == nil {
+						after[n] = map[string]int{}
+					}
+					after[n][p.Version]++
 				}
 				mu.Unlock()
 			}
@@ -374,15 +384,18 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 	for i := range 20 {
 		m := []*Model{a, b}[(i+1)%2]
-		mu.Lock()
-		before := seen[m.Version()]
-		mu.Unlock()
 		ts.Swap(m)
-		// Let a request through on the new model before the next swap.
-		waitFor(t, "an answer from the new model", func() bool {
+		n := swaps.Add(1)
+		// Let a request sent after this swap through on the new model
+		// before the next swap. An answer from a request sent earlier
+		// does not count: it may come from the previous time m was
+		// current, before m's engine was released and before this swap
+		// made m current again (and its engine is rebuilt only by a
+		// request that runs on it).
+		waitFor(t, "an answer from the new model to a request sent after the swap", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return seen[m.Version()] > before
+			return after[n][m.Version()] > 0
 		})
 	}
 	stop.Store(true)

@@ -15,7 +15,7 @@ import (
 //go:embed web/index.html
 var indexHTML string
 
-// WebPage returns the handler of the small web page of DESIGN.md: choose or
+// WebPage returns the handler of the small web page of docs/architecture.md: choose or
 // drop an image, and see the mask the served model predicts for it drawn over
 // the image, with the latency, the model version and a legend of the
 // classes. The page talks to the same predict API as any client (GET

@@ -10,7 +10,7 @@ import (
 	"github.com/trainctl/trainctl/trainer/unet"
 )
 
-// The benchmarks of DESIGN.md's reference model: UNet-S, 3×128×128 input,
+// The benchmarks of docs/architecture.md's reference model: UNet-S, 3×128×128 input,
 // Adam lr 1e-3, random inputs and labels, all CPUs (GOMAXPROCS). They report
 // images/s; trainer/bench runs the same steps beside the PyTorch reference.
 

@@ -30,7 +30,7 @@
 // by 255, so inputs lie in [0, 1]; no mean/std normalisation is applied
 // (InputSpec records the scaling in every checkpoint).
 //
-// In the data flow of DESIGN.md this package runs inside a worker (and inside
+// In the data flow of docs/architecture.md this package runs inside a worker (and inside
 // `trainctl train` for a single process): datasets come in through
 // dataset.Reader, checkpoints and metrics go out to the coordinator, and
 // serving loads the best checkpoint through Predictor.

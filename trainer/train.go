@@ -680,12 +680,7 @@ func (t *trainRun) checkpoint(val *Metrics) error {
 	if err != nil {
 		return err
 	}
-	// The epoch of the last step: the reader stands at the next example,
-	// which is the start of the following epoch right after an epoch end.
-	epoch := c.Position.Epoch
-	if c.Position.Offset == 0 && epoch > 0 {
-		epoch--
-	}
+	epoch := lastEpoch(c.Position)
 	latest := filepath.Join(t.cfg.CheckpointDir, LatestCheckpoint)
 	if err := WriteCheckpoint(latest, c); err != nil {
 		return fmt.Errorf("train: %w", err)

@@ -1,5 +1,5 @@
-// Package tuning holds the pieces of hyperparameter sweeps (DESIGN.md,
-// tuning/): the sweep spec, search spaces, searchers and early-stopping
+// Package tuning holds the pieces of hyperparameter sweeps (see
+// docs/architecture.md, "Packages and layers"): the sweep spec, search spaces, searchers and early-stopping
 // schedulers. Everything here is a deterministic function of the spec, its
 // seed and the ordered results in the coordinator's log, so the sweep
 // controller on the leader can record each suggestion and each decision as

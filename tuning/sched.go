@@ -74,7 +74,8 @@ type SchedConfig struct {
 	// MinBudget is the smallest budget at which a trial may be judged
 	// (ASHA's first rung, Hyperband's smallest bracket). Must be ≥ 1.
 	MinBudget int
-	// MaxBudget is the budget at which a trial completes. Must be ≥ MinBudget.
+	// MaxBudget is the budget at which a trial completes. Must be ≥
+	// MinBudget and at most MaxBudgetLimit.
 	MaxBudget int
 }
 
@@ -85,7 +86,24 @@ func (c SchedConfig) validate() error {
 	if c.MaxBudget < c.MinBudget {
 		return fmt.Errorf("scheduler: max_budget %d is below min_budget %d", c.MaxBudget, c.MinBudget)
 	}
+	if c.MaxBudget > MaxBudgetLimit {
+		return fmt.Errorf("scheduler: max_budget %d is above the limit %d", c.MaxBudget, MaxBudgetLimit)
+	}
 	return nil
+}
+
+// geometric returns lo, lo·eta, lo·eta², … while at most hi (below hi when
+// open), for lo ≥ 1 and eta ≥ 2: at most 63 values, and no product that
+// overflows, whatever lo, hi and eta are.
+func geometric(lo, hi, eta int, open bool) []int {
+	var out []int
+	for r := lo; r < hi || (!open && r == hi); r *= eta {
+		out = append(out, r)
+		if r > hi/eta { // r·eta > hi, or would overflow
+			break
+		}
+	}
+	return out
 }
 
 // score maps a value so that smaller is always better and NaN is worst.

@@ -5,8 +5,8 @@ import "fmt"
 // ASHAConfig configures asynchronous successive halving.
 type ASHAConfig struct {
 	SchedConfig
-	// Eta is the reduction factor η ≥ 2 (default 3): rungs are η apart and
-	// the top 1/η of each rung continues.
+	// Eta is the reduction factor η in 2..MaxReductionFactor (default 3):
+	// rungs are η apart and the top 1/η of each rung continues.
 	Eta int
 	// GracePeriod is the smallest budget at which a trial may be stopped;
 	// rungs below it are not used. Zero means MinBudget.
@@ -53,8 +53,8 @@ func (cfg ASHAConfig) withEta() (ASHAConfig, error) {
 	if cfg.Eta == 0 {
 		cfg.Eta = 3
 	}
-	if cfg.Eta < 2 {
-		return cfg, fmt.Errorf("scheduler: reduction factor %d must be at least 2", cfg.Eta)
+	if cfg.Eta < 2 || cfg.Eta > MaxReductionFactor {
+		return cfg, fmt.Errorf("scheduler: reduction factor %d must be in 2..%d", cfg.Eta, MaxReductionFactor)
 	}
 	return cfg, nil
 }
@@ -72,7 +72,7 @@ func NewASHA(cfg ASHAConfig) (*ASHA, error) {
 		return nil, fmt.Errorf("scheduler: grace period %d is negative", cfg.GracePeriod)
 	}
 	a := &ASHA{cfg: cfg, trials: map[int]*trialLog{}}
-	for r := cfg.MinBudget; r < cfg.MaxBudget; r *= cfg.Eta {
+	for _, r := range geometric(cfg.MinBudget, cfg.MaxBudget, cfg.Eta, true) {
 		if r >= cfg.GracePeriod {
 			a.rungs = append(a.rungs, r)
 		}

@@ -19,7 +19,7 @@ func NewHyperband(cfg ASHAConfig) (*Hyperband, error) {
 		return nil, err
 	}
 	h := &Hyperband{}
-	for minB := cfg.MinBudget; minB <= cfg.MaxBudget; minB *= cfg.Eta {
+	for _, minB := range geometric(cfg.MinBudget, cfg.MaxBudget, cfg.Eta, false) {
 		bc := cfg
 		bc.MinBudget, bc.GracePeriod = minB, max(minB, cfg.GracePeriod)
 		a, err := NewASHA(bc)

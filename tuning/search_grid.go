@@ -5,7 +5,12 @@ import (
 	"math"
 )
 
-// MaxGridSize bounds the number of points of a grid.
+// MaxGridSize bounds the number of points of a grid: the product over the
+// parameters of their grid values. Grid search indexes the product lazily
+// (it keeps each parameter's values, at most MaxGridPoints of them, and
+// computes point n from n), so the bound is not about memory; it keeps the
+// product far from overflowing an int and refuses grids that no sweep could
+// finish, being ten times MaxTrialsLimit.
 const MaxGridSize = 1 << 20
 
 // Grid is grid search: the cartesian product of every parameter's grid
@@ -28,8 +33,13 @@ type Grid struct {
 
 // NewGrid returns grid search over space. Every Uniform and LogUniform
 // parameter needs GridPoints; the grid may have at most MaxGridSize points.
+// It checks the grid's size before listing any parameter's values.
 func NewGrid(space Space) (*Grid, error) {
 	if err := space.Validate(); err != nil {
+		return nil, err
+	}
+	size, err := GridSize(space)
+	if err != nil {
 		return nil, err
 	}
 	g := &Grid{space: space, size: 1}
@@ -38,40 +48,93 @@ func NewGrid(space Space) (*Grid, error) {
 		if err != nil {
 			return nil, err
 		}
-		if g.size > MaxGridSize/len(vs) {
-			return nil, fmt.Errorf("%w: the grid has more than %d points", ErrInvalidSpace, MaxGridSize)
-		}
 		g.size *= len(vs)
 		g.values = append(g.values, vs)
+	}
+	if g.size != size {
+		return nil, fmt.Errorf("tuning: grid of %d points, GridSize says %d", g.size, size)
 	}
 	return g, nil
 }
 
-// gridValues lists the grid values of p.
+// GridSize returns the number of points of grid search over the valid
+// space, computed before any grid is built: from each parameter's count of
+// grid values (listing at most MaxGridPoints values, for an int range with
+// grid_points, whose points may round to the same integer). It errs,
+// wrapping ErrInvalidSpace, when a parameter cannot be put on a grid or the
+// product exceeds MaxGridSize.
+func GridSize(space Space) (int, error) {
+	size := 1
+	for _, p := range space.Params {
+		k, err := gridCount(p)
+		if err != nil {
+			return 0, err
+		}
+		if size > MaxGridSize/k {
+			return 0, fmt.Errorf("%w: the grid has more than %d points (the product of every parameter's grid values); use fewer values or random search",
+				ErrInvalidSpace, MaxGridSize)
+		}
+		size *= k
+	}
+	return size, nil
+}
+
+// gridCount is how many grid values p has, between 1 and MaxGridPoints
+// (MaxChoices for a choice), or an error for a parameter that grid search
+// cannot list.
+func gridCount(p Param) (int, error) {
+	switch {
+	case p.Type == Choice:
+		if len(p.Values) < 1 || len(p.Values) > MaxChoices {
+			return 0, fmt.Errorf("%w: %s: choice has %d values, want 1..%d", ErrInvalidSpace, p.Name, len(p.Values), MaxChoices)
+		}
+		return len(p.Values), nil
+	case p.GridPoints < 0 || p.GridPoints > MaxGridPoints:
+		return 0, fmt.Errorf("%w: %s: grid_points must be in 0..%d, got %d", ErrInvalidSpace, p.Name, MaxGridPoints, p.GridPoints)
+	case p.GridPoints > 0 && p.Type == Int:
+		return len(rangeValues(p)), nil // rounding may merge points
+	case p.GridPoints > 0:
+		return p.GridPoints, nil
+	case p.Type != Int:
+		return 0, fmt.Errorf("%w: %s: grid search needs grid_points for a %s range", ErrInvalidSpace, p.Name, p.Type)
+	case !(p.High-p.Low+1 <= MaxGridPoints): // NaN too
+		return 0, fmt.Errorf("%w: %s: %.0f..%.0f has more than %d integers for a grid; set grid_points", ErrInvalidSpace, p.Name, p.Low, p.High, MaxGridPoints)
+	case !(p.Low <= p.High):
+		return 0, fmt.Errorf("%w: %s: low %v is above high %v", ErrInvalidSpace, p.Name, p.Low, p.High)
+	}
+	return int(p.High-p.Low) + 1, nil
+}
+
+// gridValues lists the gridCount(p) grid values of p, so never more than
+// MaxGridPoints (MaxChoices for a choice).
 func gridValues(p Param) ([]Value, error) {
+	k, err := gridCount(p)
+	if err != nil {
+		return nil, err
+	}
 	if p.Type == Choice {
 		return p.Values, nil
 	}
-	k := p.GridPoints
-	if k == 0 {
-		if p.Type != Int {
-			return nil, fmt.Errorf("%w: %s: grid search needs grid_points for a %s range", ErrInvalidSpace, p.Name, p.Type)
-		}
-		if p.High-p.Low+1 > MaxGridSize {
-			return nil, fmt.Errorf("%w: %s: %.0f..%.0f has too many integers for a grid; set grid_points", ErrInvalidSpace, p.Name, p.Low, p.High)
-		}
-		var out []Value
-		for v := p.Low; v <= p.High; v++ {
-			out = append(out, IntValue(int64(v)))
+	if p.GridPoints == 0 { // an int range, every integer
+		out := make([]Value, k)
+		for i := range out {
+			out[i] = IntValue(int64(p.Low) + int64(i))
 		}
 		return out, nil
 	}
+	return rangeValues(p), nil
+}
+
+// rangeValues lists the p.GridPoints (1..MaxGridPoints) grid values of the
+// numeric range p, fewer for an int range where rounding merges points.
+func rangeValues(p Param) []Value {
+	k := min(max(p.GridPoints, 1), MaxGridPoints)
+	out := make([]Value, 0, k)
 	lo, hi := p.Low, p.High
 	logScale := p.Type == LogUniform || p.Log
 	if logScale {
 		lo, hi = math.Log(lo), math.Log(hi)
 	}
-	var out []Value
 	for i := range k {
 		x := lo
 		if k > 1 {
@@ -95,7 +158,7 @@ func gridValues(p Param) ([]Value, error) {
 		}
 		out = append(out, Float(x))
 	}
-	return out, nil
+	return out
 }
 
 // Size is the number of points of the grid.

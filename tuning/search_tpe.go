@@ -13,10 +13,10 @@ import (
 type TPEConfig struct {
 	// NStartup is how many trials with an objective must exist before TPE
 	// models them; until then it suggests random search's points
-	// (default 10, at least 2).
+	// (default 10; 2..MaxTrialsLimit).
 	NStartup int `json:"n_startup,omitempty"`
 	// NCandidates is how many candidates are drawn from l(x) per
-	// suggestion (default 24).
+	// suggestion (default 24; 1..MaxTPECandidates).
 	NCandidates int `json:"n_candidates,omitempty"`
 	// Gamma is the fraction of observations, best first, that form the
 	// good density l(x) (default 0.25; in (0, 1)).
@@ -54,11 +54,11 @@ func (c TPEConfig) Validate() error {
 func (c TPEConfig) problems() [][2]string {
 	c = c.withDefaults()
 	var out [][2]string
-	if c.NStartup < 2 {
-		out = append(out, [2]string{"n_startup", fmt.Sprintf("must be at least 2, got %d", c.NStartup)})
+	if c.NStartup < 2 || c.NStartup > MaxTrialsLimit {
+		out = append(out, [2]string{"n_startup", fmt.Sprintf("must be in 2..%d, got %d", MaxTrialsLimit, c.NStartup)})
 	}
-	if c.NCandidates < 1 || c.NCandidates > 10000 {
-		out = append(out, [2]string{"n_candidates", fmt.Sprintf("must be in 1..10000, got %d", c.NCandidates)})
+	if c.NCandidates < 1 || c.NCandidates > MaxTPECandidates {
+		out = append(out, [2]string{"n_candidates", fmt.Sprintf("must be in 1..%d, got %d", MaxTPECandidates, c.NCandidates)})
 	}
 	if !(c.Gamma > 0 && c.Gamma < 1) {
 		out = append(out, [2]string{"gamma", fmt.Sprintf("must be in (0, 1), got %v", c.Gamma)})
@@ -130,6 +130,11 @@ func (t *TPE) Suggest(n int, history []Observation) (Params, error) {
 	}
 	if len(obs) < t.cfg.NStartup {
 		return t.random.Suggest(n, nil)
+	}
+	if len(obs) > MaxTPEWork/t.cfg.NCandidates {
+		// Never for a sweep that passed validation: it has fewer trials.
+		return nil, fmt.Errorf("tuning: tpe: %d trials × %d candidates is more work than %d per suggestion allows",
+			len(obs), t.cfg.NCandidates, MaxTPEWork)
 	}
 	loss := func(o Observation) float64 {
 		switch {

@@ -10,10 +10,40 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/trainctl/trainctl/internal/strictyaml"
 )
 
 // ErrInvalidSpace is wrapped by every error Space.Validate returns.
 var ErrInvalidSpace = errors.New("invalid search space")
+
+// Limits on a search space that Validate enforces, so that no searcher
+// walks, samples or enumerates more than a small, fixed amount per
+// suggestion whatever a spec asks for. Every one is far above what a
+// sweep has use for: the space has eight hyperparameters to tune, and
+// each trial is a training job that takes minutes.
+const (
+	// MaxParams bounds the parameters of a space. Only the eight
+	// hyperparameters of HyperparameterNames can be tuned today; the
+	// margin leaves room for more, while TPE's cost per suggestion stays
+	// proportional to a small number of dimensions.
+	MaxParams = 64
+	// MaxGridPoints bounds a parameter's grid_points, and the integers of
+	// an int range that grid search takes whole (no grid_points): the
+	// values of one parameter that grid search lists in memory. Ten
+	// thousand values of one hyperparameter are more trials than a sweep
+	// runs (see MaxTrialsLimit for the whole grid).
+	MaxGridPoints = 10_000
+	// MaxChoices bounds the values of a choice parameter. Choices are
+	// written by hand (optimizers, batch sizes); TPE scans them once per
+	// candidate, so the bound keeps a suggestion's cost small.
+	MaxChoices = 1_000
+	// MaxValueLen bounds the bytes of a string choice. Every trial's
+	// parameters are recorded in the Raft log with the trial, so a long
+	// string would be copied into the log once per trial; the longest
+	// string a hyperparameter takes (an optimizer name) is a few bytes.
+	MaxValueLen = 128
+)
 
 // ParamType is the distribution of one search-space parameter.
 type ParamType string
@@ -244,12 +274,15 @@ func (s Space) Names() []string {
 	return names
 }
 
-// Validate checks the space: at least one parameter, names unique and
-// sorted, and every parameter valid (Param.Validate). The error joins
+// Validate checks the space: one to MaxParams parameters, names unique
+// and sorted, and every parameter valid (Param.Validate). The error joins
 // every problem, each naming its parameter, and wraps ErrInvalidSpace.
 func (s Space) Validate() error {
 	if len(s.Params) == 0 {
 		return fmt.Errorf("%w: no parameters", ErrInvalidSpace)
+	}
+	if len(s.Params) > MaxParams {
+		return fmt.Errorf("%w: %d parameters, the limit is %d", ErrInvalidSpace, len(s.Params), MaxParams)
 	}
 	var errs []error
 	for i, p := range s.Params {
@@ -285,8 +318,8 @@ func (p Param) problems() []string {
 	if p.Name == "" {
 		bad("empty parameter name")
 	}
-	if p.GridPoints < 0 {
-		bad("grid_points must be >= 0, got %d", p.GridPoints)
+	if p.GridPoints < 0 || p.GridPoints > MaxGridPoints {
+		bad("grid_points must be in 0..%d, got %d", MaxGridPoints, p.GridPoints)
 	}
 	switch p.Type {
 	case Uniform, LogUniform, Int:
@@ -299,6 +332,8 @@ func (p Param) problems() []string {
 		}
 		if p.Low > p.High {
 			bad("low %v is above high %v", p.Low, p.High)
+		} else if math.IsInf(p.High-p.Low, 0) {
+			bad("high - low must be a finite number, got %v - %v", p.High, p.Low)
 		}
 		if p.Log && p.Type != Int {
 			bad("log applies to type int only (use loguniform)")
@@ -328,6 +363,10 @@ func (p Param) problems() []string {
 			bad("choice needs at least one value")
 			return out
 		}
+		if len(p.Values) > MaxChoices {
+			bad("choice has %d values, the limit is %d", len(p.Values), MaxChoices)
+			return out
+		}
 		num := p.Values[0].IsNumber()
 		// Values seen, as their number when numeric (1 and 1.0 are one
 		// value), so that a long list is checked in linear time and each
@@ -341,6 +380,10 @@ func (p Param) problems() []string {
 			if v.kind == KindFloat && !finite(v.f) {
 				bad("value %d is not a finite number", i+1)
 			}
+			if v.kind == KindString && len(v.s) > MaxValueLen {
+				bad("value %d is %d bytes, the limit is %d", i+1, len(v.s), MaxValueLen)
+				continue
+			}
 			var key any = v
 			if num {
 				key = v.Float()
@@ -352,7 +395,7 @@ func (p Param) problems() []string {
 	case "":
 		bad("type is required (uniform, loguniform, int or choice)")
 	default:
-		bad("type %q is not one of uniform, loguniform, int, choice", p.Type)
+		bad("type %s is not one of uniform, loguniform, int, choice", strictyaml.Quote(string(p.Type)))
 	}
 	return out
 }

@@ -3,8 +3,10 @@ package tuning
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
+	"github.com/trainctl/trainctl/internal/strictyaml"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -26,10 +28,36 @@ const (
 	UnitSteps  = "steps"
 )
 
-// Limits that validation enforces.
+// Limits that validation enforces, besides those of the search space
+// (MaxParams, MaxGridPoints, MaxChoices, MaxValueLen, MaxGridSize). Each
+// bounds a count that drives work or memory on the leader, which runs
+// every sweep's searcher and scheduler and keeps every trial in its state.
 const (
-	// MaxTrialsLimit bounds max_trials.
-	MaxTrialsLimit = 100000
+	// MaxTrialsLimit bounds max_trials. Each trial is a job and a record
+	// in the replicated state; 100,000 is ten times the largest sweep the
+	// controller's benchmark drives.
+	MaxTrialsLimit = 100_000
+	// MaxTPECandidates bounds searcher.n_candidates (Optuna's default is
+	// 24).
+	MaxTPECandidates = 10_000
+	// MaxTPEWork bounds max_trials × n_candidates for searcher tpe. A TPE
+	// suggestion scores every candidate against every earlier trial, at
+	// about a microsecond a pair on one core, so the product bounds the
+	// leader's time per suggestion to about a quarter of a second. With
+	// the default 24 candidates it allows 10,922 trials, past the point
+	// where TPE's model stops improving.
+	MaxTPEWork = 1 << 18
+	// MaxBudgetLimit bounds budget.min and budget.max (with unit epochs,
+	// budget.max is also a job's epochs and so at most jobspec.MaxEpochs).
+	// Schedulers place rungs at budget.min × η^k up to budget.max; the
+	// bound keeps those products far from overflowing an int.
+	MaxBudgetLimit = 1_000_000_000
+	// MaxReductionFactor bounds scheduler.reduction_factor (η); real
+	// settings are 2 to 10, and a larger η leaves a single rung.
+	MaxReductionFactor = 100
+	// MaxMetricLen bounds objective.metric, in bytes; the trainer's
+	// metric names are a dozen bytes.
+	MaxMetricLen = 128
 )
 
 // HyperparameterNames are the search-space parameter names a sweep may
@@ -59,7 +87,8 @@ type Spec struct {
 	// Scheduler stops trials early (default fifo: never).
 	Scheduler SchedulerSpec `json:"scheduler"`
 	// MaxTrials is how many trials the sweep runs at most (default 20;
-	// 1..MaxTrialsLimit). Grid search may end sooner.
+	// 1..MaxTrialsLimit; with searcher tpe, MaxTrials × n_candidates is
+	// at most MaxTPEWork). Grid search may end sooner.
 	MaxTrials int `json:"max_trials"`
 	// MaxConcurrent is how many trials run at once (default 1; at least 1,
 	// at most max_trials).
@@ -73,7 +102,7 @@ type Spec struct {
 // Objective is the metric a sweep optimises.
 type Objective struct {
 	// Metric is the name of a metric the trainer reports, such as
-	// val_mean_iou or val_loss. Required.
+	// val_mean_iou or val_loss: 1 to MaxMetricLen bytes. Required.
 	Metric string `json:"metric"`
 	// Mode is min or max. Required.
 	Mode Mode `json:"mode"`
@@ -92,7 +121,8 @@ type SearcherSpec struct {
 type SchedulerSpec struct {
 	// Name is fifo (default), asha, hyperband or median.
 	Name string `json:"name"`
-	// ReductionFactor is η of asha and hyperband (0: their default, 3).
+	// ReductionFactor is η of asha and hyperband (0: their default, 3;
+	// else 2..MaxReductionFactor).
 	ReductionFactor int `json:"reduction_factor,omitempty"`
 	// GracePeriod is the smallest budget at which asha, hyperband or
 	// median may stop a trial (0: budget.min).
@@ -106,10 +136,12 @@ type SchedulerSpec struct {
 type Budget struct {
 	// Unit is epochs (default) or steps.
 	Unit string `json:"unit"`
-	// Min is the smallest budget at which a trial is judged (default 1).
+	// Min is the smallest budget at which a trial is judged (default 1;
+	// 1..MaxBudgetLimit).
 	Min int `json:"min"`
 	// Max is the budget at which a trial completes (default: the job's
-	// epochs with unit epochs; required with unit steps).
+	// epochs with unit epochs, at most jobspec.MaxEpochs; required with
+	// unit steps, at most MaxBudgetLimit).
 	Max int `json:"max"`
 }
 
@@ -223,7 +255,7 @@ func (s Spec) NewSearcher() (Searcher, error) {
 	case SearcherTPE:
 		return NewTPE(s.SearchSpace, s.Seed, s.Objective.Mode, s.Searcher.TPE)
 	}
-	return nil, fmt.Errorf("tuning: unknown searcher %q", s.Searcher.Name)
+	return nil, fmt.Errorf("tuning: unknown searcher %s", strictyaml.Quote(s.Searcher.Name))
 }
 
 // check validates s (after its defaults) and returns the problems without
@@ -298,50 +330,55 @@ func (s Spec) check() jobspec.Errors {
 	}
 
 	if s.Searcher.Name == SearcherGrid && s.SearchSpace.Validate() == nil {
-		ready := true
-		for _, p := range s.SearchSpace.Params {
-			ready = ready && (p.GridPoints > 0 || p.Type == Int || p.Type == Choice)
-		}
-		if _, err := NewGrid(s.SearchSpace); ready && err != nil {
-			bad("searcher.name", "%s", strings.TrimPrefix(err.Error(), ErrInvalidSpace.Error()+": "))
+		for _, e := range gridProblems(s.SearchSpace) {
+			bad(e[0], "%s", e[1])
 		}
 	}
 
-	if s.Objective.Metric == "" {
+	switch {
+	case s.Objective.Metric == "":
 		bad("objective.metric", "required (a metric the trainer reports, such as val_mean_iou)")
+	case len(s.Objective.Metric) > MaxMetricLen:
+		bad("objective.metric", "is %d bytes, the limit is %d", len(s.Objective.Metric), MaxMetricLen)
 	}
 	switch s.Objective.Mode {
 	case Minimize, Maximize:
 	case "":
 		bad("objective.mode", "required (min or max)")
 	default:
-		bad("objective.mode", "%q is not min or max", s.Objective.Mode)
+		bad("objective.mode", "%s is not min or max", strictyaml.Quote(string(s.Objective.Mode)))
 	}
 
 	switch s.Searcher.Name {
 	case SearcherGrid, SearcherRandom:
 	case SearcherTPE:
-		for _, pr := range s.Searcher.TPE.problems() {
+		prs := s.Searcher.TPE.problems()
+		for _, pr := range prs {
 			bad("searcher."+pr[0], "%s", pr[1])
 		}
+		nc := s.Searcher.TPE.withDefaults().NCandidates
+		if len(prs) == 0 && s.MaxTrials >= 1 && s.MaxTrials <= MaxTrialsLimit && s.MaxTrials > MaxTPEWork/nc {
+			bad("max_trials", "with searcher tpe, max_trials × n_candidates must be at most %d (each suggestion scores every candidate against every trial), got %d × %d; use at most %d trials or fewer candidates",
+				MaxTPEWork, s.MaxTrials, nc, MaxTPEWork/nc)
+		}
 	default:
-		bad("searcher.name", "%q is not one of grid, random, tpe", s.Searcher.Name)
+		bad("searcher.name", "%s is not one of grid, random, tpe", strictyaml.Quote(s.Searcher.Name))
 	}
 
 	sc := s.Scheduler
 	switch sc.Name {
 	case SchedulerFIFO, SchedulerASHA, SchedulerHyperband, SchedulerMedian:
 	default:
-		bad("scheduler.name", "%q is not one of fifo, asha, hyperband, median", sc.Name)
+		bad("scheduler.name", "%s is not one of fifo, asha, hyperband, median", strictyaml.Quote(sc.Name))
 	}
-	if sc.ReductionFactor != 0 && sc.ReductionFactor < 2 {
-		bad("scheduler.reduction_factor", "must be at least 2, got %d", sc.ReductionFactor)
+	if sc.ReductionFactor != 0 && (sc.ReductionFactor < 2 || sc.ReductionFactor > MaxReductionFactor) {
+		bad("scheduler.reduction_factor", "must be in 2..%d, got %d", MaxReductionFactor, sc.ReductionFactor)
 	}
 	if sc.GracePeriod < 0 || (s.Budget.Max > 0 && sc.GracePeriod > s.Budget.Max) {
 		bad("scheduler.grace_period", "must be in 0..budget.max (%d), got %d", s.Budget.Max, sc.GracePeriod)
 	}
-	if sc.MinTrials < 0 {
-		bad("scheduler.min_trials", "must be >= 0, got %d", sc.MinTrials)
+	if sc.MinTrials < 0 || sc.MinTrials > MaxTrialsLimit {
+		bad("scheduler.min_trials", "must be in 0..%d, got %d", MaxTrialsLimit, sc.MinTrials)
 	}
 
 	if s.MaxTrials < 1 || s.MaxTrials > MaxTrialsLimit {
@@ -355,16 +392,20 @@ func (s Spec) check() jobspec.Errors {
 	switch b.Unit {
 	case UnitEpochs, UnitSteps:
 	default:
-		bad("budget.unit", "%q is not epochs or steps", b.Unit)
+		bad("budget.unit", "%s is not epochs or steps", strictyaml.Quote(b.Unit))
 	}
-	if b.Min < 1 {
-		bad("budget.min", "must be at least 1, got %d", b.Min)
+	if b.Min < 1 || b.Min > MaxBudgetLimit {
+		bad("budget.min", "must be in 1..%d, got %d", MaxBudgetLimit, b.Min)
 	}
 	switch {
 	case b.Max == 0 && b.Unit == UnitSteps:
 		bad("budget.max", "required with unit steps")
 	case b.Max < b.Min && b.Min >= 1:
 		bad("budget.max", "must be at least budget.min (%d), got %d", b.Min, b.Max)
+	case b.Unit == UnitEpochs && b.Max > jobspec.MaxEpochs:
+		bad("budget.max", "must be at most %d with unit epochs (it sets the job's epochs), got %d", jobspec.MaxEpochs, b.Max)
+	case b.Max > MaxBudgetLimit:
+		bad("budget.max", "must be at most %d, got %d", MaxBudgetLimit, b.Max)
 	}
 	return errs
 }
@@ -388,4 +429,35 @@ func (s Spec) Validate() error {
 		return errs
 	}
 	return nil
+}
+
+// gridProblems lists (field, message) pairs of what keeps grid search from
+// listing the valid space: a parameter without grid values, or a grid of
+// more than MaxGridSize points. Uniform and loguniform ranges without
+// grid_points are left out; check reports them.
+func gridProblems(space Space) [][2]string {
+	var out [][2]string
+	size, factors := 1.0, make([]string, 0, len(space.Params))
+	for _, p := range space.Params {
+		if p.GridPoints == 0 && (p.Type == Uniform || p.Type == LogUniform) {
+			return out
+		}
+		k, err := gridCount(p)
+		if err != nil {
+			msg := strings.TrimPrefix(err.Error(), ErrInvalidSpace.Error()+": "+p.Name+": ")
+			out = append(out, [2]string{"search_space." + p.Name, msg})
+			continue
+		}
+		size *= float64(k)
+		factors = append(factors, fmt.Sprintf("%s %d", p.Name, k))
+	}
+	if len(out) == 0 && size > MaxGridSize {
+		n := strconv.FormatFloat(size, 'f', 0, 64)
+		if size >= 1e15 {
+			n = strconv.FormatFloat(size, 'g', 3, 64)
+		}
+		out = append(out, [2]string{"search_space", fmt.Sprintf("grid search: the grid has %s points (%s), the limit is %d; use fewer values or random search",
+			n, strings.Join(factors, " × "), MaxGridSize)})
+	}
+	return out
 }

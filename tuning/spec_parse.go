@@ -40,7 +40,7 @@ func ParseFile(path string) (Spec, error) {
 // (Defaults). Unknown fields, duplicates, wrong types and invalid values
 // are errors. With an error the returned Spec is the zero Spec.
 func Parse(data []byte, filename string) (Spec, error) {
-	p := &sparser{strictyaml.New(filename, 32)}
+	p := &sparser{strictyaml.New(filename, strconv.IntSize)}
 	root := p.Root(data, MaxSpecBytes, "a sweep spec", "empty sweep spec")
 	if root == nil {
 		return Spec{}, fieldErrors(filename, p.Problems())
@@ -178,11 +178,15 @@ func scalarField(n *yaml.Node, key string) string {
 	return v
 }
 
-// space decodes search_space: a mapping of parameter name to its
-// distribution.
+// space decodes search_space: a mapping of at most MaxParams parameter
+// names to their distributions.
 func (p *sparser) space(path string, n *yaml.Node, dst *Space) {
 	if n.Kind != yaml.MappingNode {
 		p.TypeError(path, n, "a mapping of parameter names to {type: …}")
+		return
+	}
+	if k := len(n.Content) / 2; k > MaxParams {
+		p.Fail(path, "has %d parameters, the limit is %d", k, MaxParams)
 		return
 	}
 	p.Entries(path, n, "parameter", func(fp string, k, v *yaml.Node) {
@@ -211,10 +215,15 @@ func (p *sparser) space(path string, n *yaml.Node, dst *Space) {
 	})
 }
 
-// values decodes a list of scalars: numbers, strings or booleans.
+// values decodes a list of at most MaxChoices scalars: numbers, strings or
+// booleans.
 func (p *sparser) values(path string, n *yaml.Node, dst *[]Value) {
 	if n.Kind != yaml.SequenceNode {
 		p.TypeError(path, n, "a list of values")
+		return
+	}
+	if len(n.Content) > MaxChoices {
+		p.Fail(path, "has %d values, the limit is %d", len(n.Content), MaxChoices)
 		return
 	}
 	for i, e := range n.Content {

@@ -1,4 +1,4 @@
-// Package worker is the worker side of trainctl's cluster (DESIGN.md): the
+// Package worker is the worker side of trainctl's cluster (docs/architecture.md): the
 // part that runs training on a machine for the coordinator.
 //
 // Today it holds the execution of one assignment. A Runner takes an

@@ -1,6 +1,6 @@
 // Command trainctl is the single binary of the trainctl training cluster:
 // dataset management today, and the coordinator, worker, trainer and serving
-// roles as they land. See README.md and DESIGN.md.
+// roles as they land. See README.md and docs/architecture.md.
 package main
 
 import (

@@ -36,7 +36,7 @@ func trainCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "train",
 		Usage: "train a UNet segmentation model on a dataset version",
-		Description: "Trains UNet-S (DESIGN.md), sized to the dataset's images and classes, on the train split,\n" +
+		Description: "Trains UNet-S (docs/architecture.md), sized to the dataset's images and classes, on the train split,\n" +
 			"evaluating on the val split after every epoch. Checkpoints go to --checkpoint-dir as\n" +
 			"latest.ckpt (every --checkpoint-every steps, every epoch end, and on stop or Ctrl-C) and\n" +
 			"best.ckpt (best val mean IoU). --resume auto continues from latest.ckpt there, bit-identically.\n" +

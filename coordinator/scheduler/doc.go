@@ -1,5 +1,5 @@
 // Package scheduler decides where the coordinator's queued jobs run. It is
-// the pure core of the leader's scheduling loop (DESIGN.md, "coordinator/"):
+// the pure core of the leader's scheduling loop (docs/architecture.md, "Roles and data flow"):
 // the leader reads pending jobs and worker capacity from its state store,
 // calls [Schedule], and records the resulting placements as one Raft entry,
 // so every voter applies the same decision. The package does no I/O, keeps no

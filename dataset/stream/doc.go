@@ -1,5 +1,5 @@
 // Package stream serves dataset versions over Arrow Flight and reads them
-// back: the data path of DESIGN.md between the store that holds versions and
+// back: the data path of docs/architecture.md between the store that holds versions and
 // the workers that train on them.
 //
 // A Server exposes a dataset.Store. ListFlights and GetFlightInfo describe

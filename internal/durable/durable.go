@@ -6,7 +6,8 @@
 // remove the leftovers of a crashed writer without touching a live one's.
 //
 // The dataset store, the artifact store, the Flight cache and checkpoints
-// all write through it.
+// all write through it, and FileSHA256 is the digest by which the dataset
+// and artifact stores check and name the files they keep.
 package durable
 
 import (

@@ -1,6 +1,8 @@
 package durable
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,5 +57,38 @@ func TestWriteFile(t *testing.T) {
 	}
 	if err := td.WriteFile(filepath.Join(root, "missing", "x"), []byte("x")); err == nil {
 		t.Fatal("WriteFile into a missing directory succeeded")
+	}
+}
+
+func TestFileSHA256(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		content []byte // nil: no file
+		want    string
+	}{
+		{"empty", []byte{}, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"abc", []byte("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+		{"missing", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name)
+			if tt.content != nil {
+				if err := os.WriteFile(path, tt.content, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sum, size, err := FileSHA256(path)
+			if tt.content == nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("FileSHA256 of a missing file: %q, %d, %v; want fs.ErrNotExist", sum, size, err)
+				}
+				return
+			}
+			if err != nil || sum != tt.want || size != int64(len(tt.content)) {
+				t.Fatalf("FileSHA256 = %q, %d, %v; want %q, %d", sum, size, err, tt.want, len(tt.content))
+			}
+		})
 	}
 }

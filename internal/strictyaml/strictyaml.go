@@ -35,6 +35,12 @@ import (
 // make any walk or copy of the value take exponential time and memory.
 const MaxAliasNodes = 100_000
 
+// MaxProblems bounds the problems a Parser keeps. A spec with a mistake
+// in every line (a megabyte of unknown keys, say) would otherwise make an
+// error message a hundred times its size; past the first MaxProblems,
+// Problems says how many more there were.
+const MaxProblems = 100
+
 // Problem is one thing wrong with a spec: what (Msg), about which field
 // (Field, a dotted path; empty for the document as a whole) and where
 // (Line, 1-based; 0 when there is no line, as for a missing field).
@@ -69,6 +75,7 @@ type Parser struct {
 	intLo  int64
 	intHi  int64
 	probs  []Problem
+	more   int             // problems past MaxProblems, counted only
 	lines  map[string]int  // field path → line of its value
 	failed map[string]bool // field paths whose value did not decode
 	sizes  map[*yaml.Node]*expansion
@@ -251,7 +258,7 @@ func (p *Parser) Str(path string, n *yaml.Node, dst *string) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		want := "a string"
 		if n.Kind == yaml.ScalarNode {
-			want += fmt.Sprintf(" (quote it: %q)", n.Value)
+			want += fmt.Sprintf(" (quote it: %s)", Quote(n.Value))
 		}
 		p.TypeError(path, n, want)
 		return
@@ -355,23 +362,35 @@ func (p *Parser) Fail(path, format string, args ...any) {
 	p.Add(p.lines[path], path, format, args...)
 }
 
-// Add records a problem at line with the field at path.
+// Add records a problem at line with the field at path; past MaxProblems
+// it only counts it.
 func (p *Parser) Add(line int, path, format string, args ...any) {
+	if len(p.probs) >= MaxProblems {
+		p.more++
+		return
+	}
 	p.probs = append(p.probs, Problem{Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-// Count is how many problems have been recorded so far, so that a caller
-// can tell whether decoding some part of a spec added any.
-func (p *Parser) Count() int { return len(p.probs) }
+// Count is how many problems have been recorded so far, those past
+// MaxProblems included, so that a caller can tell whether decoding some
+// part of a spec added any.
+func (p *Parser) Count() int { return len(p.probs) + p.more }
 
 // Problems returns the recorded problems sorted by line, problems on one
-// line in the order they were recorded; nil when there are none.
+// line in the order they were recorded; nil when there are none. When
+// more than MaxProblems were recorded, it returns the first MaxProblems
+// found and then one Problem without line or field that says how many
+// more there were.
 func (p *Parser) Problems() []Problem {
 	if len(p.probs) == 0 {
 		return nil
 	}
 	out := slices.Clone(p.probs)
 	slices.SortStableFunc(out, func(a, b Problem) int { return a.Line - b.Line })
+	if p.more > 0 {
+		out = append(out, Problem{Msg: fmt.Sprintf("%d more problems not listed", p.more)})
+	}
 	return out
 }
 
@@ -505,8 +524,27 @@ func IsNull(n *yaml.Node) bool {
 	return n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
-// Describe shows a value in a problem's message: a string quoted, other
-// scalars as written, collections by kind.
+// MaxQuoteLen bounds the bytes of a value that Quote and Describe show in
+// a problem's message, so that an error about a long value is not as long
+// as the value.
+const MaxQuoteLen = 64
+
+// Quote returns s quoted as strconv.Quote does, cut to its first
+// MaxQuoteLen bytes (at a character boundary) and followed by its length
+// when longer: "aaaa…" (10000 bytes).
+func Quote(s string) string {
+	if len(s) <= MaxQuoteLen {
+		return strconv.Quote(s)
+	}
+	cut := MaxQuoteLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]+"…") + " (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Describe shows a value in a problem's message: a string quoted (Quote),
+// other scalars as written (cut like a string), collections by kind.
 func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -517,7 +555,10 @@ func Describe(n *yaml.Node) string {
 		return "an alias (*" + n.Value + ")"
 	case yaml.ScalarNode:
 		if n.ShortTag() == "!!str" {
-			return strconv.Quote(n.Value)
+			return Quote(n.Value)
+		}
+		if len(n.Value) > MaxQuoteLen {
+			return Quote(n.Value)
 		}
 		return n.Value
 	default:

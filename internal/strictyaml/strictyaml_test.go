@@ -268,3 +268,46 @@ func TestBombIsSmall(t *testing.T) {
 		t.Fatalf("bomb(30, 4) is %d bytes", n)
 	}
 }
+
+// TestMaxProblems checks that a spec with a problem on every line keeps
+// MaxProblems of them and counts the rest, so that its error stays small.
+func TestMaxProblems(t *testing.T) {
+	var b strings.Builder
+	const keys = 10_000
+	for i := range keys {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	p := New("t.yaml", 64)
+	root := p.Root([]byte(b.String()), 1<<20, "a test spec", "empty")
+	if root == nil {
+		t.Fatal(p.Problems())
+	}
+	p.Mapping("", root, []Field{{Name: "name", Set: func(string, *yaml.Node) {}}})
+	probs := p.Problems()
+	if len(probs) != MaxProblems+1 || p.Count() != keys {
+		t.Fatalf("%d problems listed, Count %d; want %d and %d", len(probs), p.Count(), MaxProblems+1, keys)
+	}
+	if first := probs[0]; first.Line != 1 || first.Field != "k0" {
+		t.Errorf("first problem %+v", first)
+	}
+	want := Problem{Msg: fmt.Sprintf("%d more problems not listed", keys-MaxProblems)}
+	if last := probs[MaxProblems]; last != want {
+		t.Errorf("last problem %+v, want %+v", last, want)
+	}
+}
+
+// TestQuote checks that long values are cut, at a character boundary, with
+// their length, and short ones quoted whole.
+func TestQuote(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"adam", `"adam"`},
+		{strings.Repeat("a", MaxQuoteLen), strconv.Quote(strings.Repeat("a", MaxQuoteLen))},
+		{strings.Repeat("a", 10_000), `"` + strings.Repeat("a", MaxQuoteLen) + `…" (10000 bytes)`},
+		{strings.Repeat("a", MaxQuoteLen-1) + "é" + "b", `"` + strings.Repeat("a", MaxQuoteLen-1) + `…" (66 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := Quote(tt.in); got != tt.want {
+			t.Errorf("Quote(%d bytes) = %s, want %s", len(tt.in), got, tt.want)
+		}
+	}
+}

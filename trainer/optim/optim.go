@@ -49,7 +49,7 @@ type Config struct {
 }
 
 // DefaultConfig returns Adam with lr 1e-3, β1 0.9, β2 0.999 and eps 1e-8, the
-// reference configuration of DESIGN.md.
+// reference configuration of docs/architecture.md.
 func DefaultConfig() Config {
 	return Config{Kind: Adam, LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 }
@@ -126,13 +126,22 @@ func New(cfg Config, n int) (*Optimizer, error) {
 	}
 	cfg = cfg.withDefaults()
 	o := &Optimizer{cfg: cfg, n: n}
-	switch {
-	case cfg.Kind == Adam:
-		o.state = make([]float32, 2*n)
-	case cfg.Momentum > 0:
-		o.state = make([]float32, n)
+	if k := stateLen(cfg, n); k > 0 {
+		o.state = make([]float32, k)
 	}
 	return o, nil
+}
+
+// stateLen is the number of state values an optimizer with config cfg
+// (defaults filled in) keeps for n parameters.
+func stateLen(cfg Config, n int) int {
+	switch {
+	case cfg.Kind == Adam:
+		return 2 * n
+	case cfg.Momentum > 0:
+		return n
+	}
+	return 0
 }
 
 // Config returns the configuration in force, defaults filled in.
@@ -241,6 +250,10 @@ const stateMagic = "OPTS"
 // stateHeader is magic, kind byte, 3 pad bytes, step (u64), n (u64), state length (u64).
 const stateHeader = 4 + 4 + 8 + 8 + 8
 
+// StateHeaderSize is the length of the fixed header that starts the binary
+// form of an optimizer's state (MarshalBinary): all CheckState reads.
+const StateHeaderSize = stateHeader
+
 func kindByte(k Kind) byte {
 	if k == Adam {
 		return 1
@@ -268,32 +281,57 @@ func (o *Optimizer) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// CheckState reports whether an encoded state of size bytes whose first
+// StateHeaderSize bytes (or all of them, if fewer) are head is one that
+// UnmarshalBinary accepts into the optimizer New(cfg, n) builds: the magic,
+// the kind, the parameter count, the state length for cfg's kind and
+// momentum, and size. It reads only head and allocates nothing, so a
+// checkpoint verifier can check a state it has not loaded. Errors wrap
+// ErrConfig for a bad cfg or n, else ErrState.
+func CheckState(cfg Config, n int, head []byte, size int64) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if n < 0 {
+		return fmt.Errorf("%w: %d parameters", ErrConfig, n)
+	}
+	cfg = cfg.withDefaults()
+	return checkState(cfg.Kind, n, stateLen(cfg, n), head, size)
+}
+
+// checkState checks the header head of an encoded state of size bytes
+// against an optimizer of kind over n parameters keeping sl state values.
+func checkState(kind Kind, n, sl int, head []byte, size int64) error {
+	if len(head) < stateHeader || size < stateHeader || string(head[:4]) != stateMagic {
+		return fmt.Errorf("%w: missing header", ErrState)
+	}
+	if head[4] != kindByte(kind) {
+		return fmt.Errorf("%w: saved by another optimizer kind (code %d), this one is %s", ErrState, head[4], kind)
+	}
+	if got := binary.LittleEndian.Uint64(head[16:]); got != uint64(n) {
+		return fmt.Errorf("%w: saved for %d parameters, this optimizer has %d", ErrState, got, n)
+	}
+	if got := binary.LittleEndian.Uint64(head[24:]); got != uint64(sl) {
+		return fmt.Errorf("%w: %d state values, this optimizer keeps %d (momentum setting differs?)", ErrState, got, sl)
+	}
+	// sl is at most 2n, so 4*sl cannot overflow for any n a caller holds.
+	if rest := uint64(size - stateHeader); rest != 4*uint64(sl) {
+		return fmt.Errorf("%w: %d bytes of state, want %d", ErrState, rest, 4*uint64(sl))
+	}
+	return nil
+}
+
 // UnmarshalBinary restores state written by MarshalBinary into o, which must
 // have the same kind, momentum setting and parameter count. On error o is
 // unchanged; errors wrap ErrState.
 func (o *Optimizer) UnmarshalBinary(data []byte) error {
-	if len(data) < stateHeader || string(data[:4]) != stateMagic {
-		return fmt.Errorf("%w: missing header", ErrState)
-	}
-	if data[4] != kindByte(o.cfg.Kind) {
-		return fmt.Errorf("%w: saved by another optimizer kind (code %d), this one is %s", ErrState, data[4], o.cfg.Kind)
-	}
-	step := binary.LittleEndian.Uint64(data[8:])
-	n := binary.LittleEndian.Uint64(data[16:])
-	sl := binary.LittleEndian.Uint64(data[24:])
-	if n != uint64(o.n) {
-		return fmt.Errorf("%w: saved for %d parameters, this optimizer has %d", ErrState, n, o.n)
-	}
-	if sl != uint64(len(o.state)) {
-		return fmt.Errorf("%w: %d state values, this optimizer keeps %d (momentum setting differs?)", ErrState, sl, len(o.state))
-	}
-	if rest := uint64(len(data) - stateHeader); rest != 4*sl {
-		return fmt.Errorf("%w: %d bytes of state, want %d", ErrState, rest, 4*sl)
+	if err := checkState(o.cfg.Kind, o.n, len(o.state), data, int64(len(data))); err != nil {
+		return err
 	}
 	body := data[stateHeader:]
 	for i := range o.state {
 		o.state[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
 	}
-	o.step = step
+	o.step = binary.LittleEndian.Uint64(data[8:])
 	return nil
 }

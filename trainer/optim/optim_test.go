@@ -229,6 +229,62 @@ func TestUnmarshalRejects(t *testing.T) {
 	}
 }
 
+// TestCheckState: CheckState, reading only the header, accepts exactly the
+// states UnmarshalBinary accepts, for each kind of optimizer.
+func TestCheckState(t *testing.T) {
+	marshal := func(cfg Config, n int) []byte {
+		o, err := New(cfg, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := o.MarshalBinary()
+		return b
+	}
+	adam, sgd, momentum := DefaultConfig(), Config{Kind: SGD, LR: 0.1}, Config{Kind: SGD, LR: 0.1, Momentum: 0.5}
+	good := marshal(adam, 4)
+	tests := []struct {
+		name    string
+		cfg     Config
+		n       int
+		data    []byte
+		wantErr error // nil: accepted
+	}{
+		{"adam", adam, 4, good, nil},
+		{"adam, no parameters", adam, 0, marshal(adam, 0), nil},
+		{"sgd", sgd, 3, marshal(sgd, 3), nil},
+		{"sgd with momentum", momentum, 3, marshal(momentum, 3), nil},
+		{"empty", adam, 4, nil, ErrState},
+		{"short header", adam, 4, good[:StateHeaderSize-1], ErrState},
+		{"bad magic", adam, 4, append([]byte("XXXX"), good[4:]...), ErrState},
+		{"truncated", adam, 4, good[:len(good)-1], ErrState},
+		{"extra", adam, 4, append(append([]byte(nil), good...), 0), ErrState},
+		{"other kind", adam, 3, marshal(momentum, 3), ErrState},
+		{"momentum differs", momentum, 3, marshal(sgd, 3), ErrState},
+		{"other size", adam, 4, marshal(adam, 5), ErrState},
+		{"bad config", Config{Kind: Adam}, 4, good, ErrConfig},
+		{"negative count", adam, -1, good, ErrConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := tt.data[:min(len(tt.data), StateHeaderSize)]
+			err := CheckState(tt.cfg, tt.n, head, int64(len(tt.data)))
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("CheckState = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == ErrConfig {
+				return
+			}
+			o, err2 := New(tt.cfg, tt.n)
+			if err2 != nil {
+				t.Fatal(err2)
+			}
+			if uerr := o.UnmarshalBinary(tt.data); (uerr == nil) != (err == nil) {
+				t.Fatalf("CheckState = %v but UnmarshalBinary = %v", err, uerr)
+			}
+		})
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	bad := []Config{
 		{Kind: "rmsprop", LR: 1},

@@ -24,7 +24,7 @@ type Config struct {
 	Bottleneck int   // channels of the bottleneck
 }
 
-// DefaultConfig is UNet-S of DESIGN.md: 3×128×128 input, 3 classes, widths
+// DefaultConfig is UNet-S of docs/architecture.md: 3×128×128 input, 3 classes, widths
 // 16/32/64/128, bottleneck 256; 1,941,139 parameters.
 func DefaultConfig() Config {
 	return Config{InChannels: 3, Classes: 3, Height: 128, Width: 128, Widths: []int{16, 32, 64, 128}, Bottleneck: 256}

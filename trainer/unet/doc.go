@@ -1,4 +1,4 @@
-// Package unet is the reference segmentation model UNet-S of DESIGN.md, written
+// Package unet is the reference segmentation model UNet-S of docs/architecture.md, written
 // in the llm.c style: one flat parameter buffer, one flat gradient buffer, and a
 // forward and backward pass that read top to bottom in unet.go, built from the
 // layer kernels of trainer/nn and the GEMM of trainer/gemm.
