@@ -192,6 +192,10 @@ func (s *Server) handleCheckpointRegister(w http.ResponseWriter, r *http.Request
 		writeError(w, fmt.Errorf("job_id: %w", err))
 		return
 	}
+	if err := s.verifyCheckpointBlob(r.Context(), body.Digest); err != nil {
+		writeError(w, fmt.Errorf("register checkpoint: %w", err))
+		return
+	}
 	size, err := s.replicateBlob(r.Context(), body.Digest)
 	if err != nil {
 		writeError(w, fmt.Errorf("register checkpoint: %w", err))

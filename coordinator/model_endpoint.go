@@ -61,6 +61,10 @@ func (s *Server) handleModelRegister(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, latest)
 		return
 	}
+	if err := s.verifyCheckpointBlob(r.Context(), req.Checkpoint); err != nil {
+		writeError(w, fmt.Errorf("register model: %w", err))
+		return
+	}
 	req.Name = body.Name
 	req.Time = time.Now().UTC()
 	resp, err := s.raftApply(r.Context(), structs.ModelRegisterRequestType, req)
