@@ -44,8 +44,17 @@ type Config struct {
 	Join []string
 
 	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
-	// CommitTimeout tune Raft (see raft.Config); smaller values fail over
-	// faster and elect spuriously on a loaded machine.
+	// CommitTimeout tune Raft (see raft.Config and SetRaftMultiplier);
+	// smaller values fail over faster and elect spuriously on a loaded
+	// machine. A follower starts a pre-vote once it has heard nothing from
+	// the leader for HeartbeatTimeout (checked at random intervals of 1-2×
+	// HeartbeatTimeout), and wins only once the other followers have given
+	// up on the leader too, so a killed leader is replaced after about 2-3×
+	// HeartbeatTimeout. A leader steps down when no quorum has answered it
+	// for LeaderLeaseTimeout, which must not exceed HeartbeatTimeout; below
+	// it, a leader gives up on itself before any follower would, so a stall
+	// of one follower (a restarting peer leaves the leader one) costs an
+	// election that nothing else called for.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -113,18 +122,53 @@ const (
 	DefaultMaxBlobBytes    int64 = 1 << 30
 )
 
+// Raft timing at RaftMultiplier 1, the default: a failover in under a
+// second (median) with every core saturated, measured with `make chaos`
+// (BENCHMARKS.md). hashicorp/raft's own defaults (1 s, 1 s and 500 ms)
+// would take over 2 s.
+const (
+	// BaseHeartbeatTimeout is how long a follower waits without hearing
+	// from the leader before it calls a (pre-)vote.
+	BaseHeartbeatTimeout = 300 * time.Millisecond
+	// BaseElectionTimeout is how long a candidate waits before it retries.
+	BaseElectionTimeout = 300 * time.Millisecond
+	// BaseLeaderLeaseTimeout is how long a leader keeps leading without
+	// answers from a quorum; as long as the heartbeat timeout, so that a
+	// leader never steps down sooner than its followers would replace it.
+	BaseLeaderLeaseTimeout = 300 * time.Millisecond
+	// MaxRaftMultiplier bounds SetRaftMultiplier (as Consul's
+	// raft_multiplier).
+	MaxRaftMultiplier = 10
+)
+
+// SetRaftMultiplier sets HeartbeatTimeout, ElectionTimeout and
+// LeaderLeaseTimeout to m times their Base values, as Consul's
+// raft_multiplier does: 1 (the default) fails over fastest; a larger m
+// rides out longer stalls of a loaded or overcommitted machine (a virtual
+// machine whose host deschedules it, say) without electing, and takes m
+// times as long to replace a dead leader. m must be in 1..MaxRaftMultiplier.
+func (c *Config) SetRaftMultiplier(m int) error {
+	if m < 1 || m > MaxRaftMultiplier {
+		return fmt.Errorf("raft multiplier %d: want 1..%d", m, MaxRaftMultiplier)
+	}
+	d := time.Duration(m)
+	c.HeartbeatTimeout = d * BaseHeartbeatTimeout
+	c.ElectionTimeout = d * BaseElectionTimeout
+	c.LeaderLeaseTimeout = d * BaseLeaderLeaseTimeout
+	return nil
+}
+
 // DefaultConfig returns a configuration for a server on the loopback
 // interface with the default ports (Raft 7420, HTTP 7421), as `trainctl up`
-// runs it, with Raft timeouts tuned for sub-second failover on a LAN while
-// staying well above the scheduling hiccups of a loaded machine. A server
-// listening on all interfaces must set the advertised addresses.
+// runs it, with the Raft timing of multiplier 1 (see SetRaftMultiplier).
+// A server listening on all interfaces must set the advertised addresses.
 func DefaultConfig() Config {
 	return Config{
 		RaftAddr:            "127.0.0.1:7420",
 		HTTPAddr:            "127.0.0.1:7421",
-		HeartbeatTimeout:    300 * time.Millisecond,
-		ElectionTimeout:     300 * time.Millisecond,
-		LeaderLeaseTimeout:  150 * time.Millisecond,
+		HeartbeatTimeout:    BaseHeartbeatTimeout,
+		ElectionTimeout:     BaseElectionTimeout,
+		LeaderLeaseTimeout:  BaseLeaderLeaseTimeout,
 		CommitTimeout:       20 * time.Millisecond,
 		SnapshotInterval:    30 * time.Second,
 		SnapshotThreshold:   8192,

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator"
 	"github.com/trainctl/trainctl/jobspec"
@@ -405,6 +407,44 @@ func TestClusterClientErrors(t *testing.T) {
 	wantErr(t, []string{"workers", "ls", "--bogus"}, "workers ls: flag provided but not defined: -bogus")
 }
 
+// TestCoordinatorRaftTiming checks the Raft timeouts `trainctl coordinator`
+// configures from --raft-multiplier and the three timeout flags, which
+// override the multiplier one by one.
+func TestCoordinatorRaftTiming(t *testing.T) {
+	msec := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	for _, tt := range []struct {
+		extra                      []string
+		heartbeat, election, lease time.Duration
+	}{
+		{nil, msec(300), msec(300), msec(300)},
+		{[]string{"--raft-multiplier", "3"}, msec(900), msec(900), msec(900)},
+		{[]string{"--raft-multiplier", "2", "--election-timeout", "2s"}, msec(600), msec(2000), msec(600)},
+		{[]string{"--heartbeat-timeout", "1s", "--election-timeout", "1s", "--leader-lease-timeout", "500ms"}, msec(1000), msec(1000), msec(500)},
+	} {
+		app := newApp()
+		var (
+			cfg    coordinator.Config
+			cfgErr error
+		)
+		for _, c := range app.Commands {
+			if c.Name == "coordinator" {
+				c.Action = func(c *cli.Context) error {
+					cfg, cfgErr = coordinatorConfig(c)
+					return nil
+				}
+			}
+		}
+		args := append([]string{"trainctl", "--data-dir", t.TempDir(), "coordinator", "--node-id", "n1", "--bootstrap"}, tt.extra...)
+		if err := app.Run(args); err != nil || cfgErr != nil {
+			t.Fatalf("%v: %v, %v", tt.extra, err, cfgErr)
+		}
+		if cfg.HeartbeatTimeout != tt.heartbeat || cfg.ElectionTimeout != tt.election || cfg.LeaderLeaseTimeout != tt.lease {
+			t.Errorf("%v: heartbeat %v, election %v, lease %v; want %v, %v, %v", tt.extra,
+				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, tt.heartbeat, tt.election, tt.lease)
+		}
+	}
+}
+
 func TestCoordinatorCommand(t *testing.T) {
 	dataDir := t.TempDir()
 	base := []string{"--data-dir", dataDir, "coordinator", "--node-id", "n1", "--raft-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
@@ -423,6 +463,8 @@ func TestCoordinatorCommand(t *testing.T) {
 		{[]string{"--bootstrap", "--node-id", "../x"}, []string{`--node-id "../x"`}},
 		{[]string{"--bootstrap", "--log-level", "loud"}, []string{`--log-level "loud"`}},
 		{[]string{"--bootstrap", "--election-timeout", "0s"}, []string{"--election-timeout 0s: must be positive"}},
+		{[]string{"--bootstrap", "--raft-multiplier", "0"}, []string{"--raft-multiplier: raft multiplier 0: want 1..10"}},
+		{[]string{"--bootstrap", "--leader-lease-timeout", "1s"}, []string{"leader lease 1s, heartbeat 300ms, election 300ms: want lease ≤ heartbeat ≤ election timeout"}},
 		{[]string{"--bootstrap", "extra"}, []string{"takes no arguments"}},
 	} {
 		args := append(append([]string{}, base...), tt.extra...)

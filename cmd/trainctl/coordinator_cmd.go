@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -54,9 +55,10 @@ func coordinatorCommand() *cli.Command {
 			&cli.StringFlag{Name: "http-advertise", Usage: "`HOST:PORT` other servers and clients use for the API (default: the listening address)"},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "start a new cluster with this server as its first voter"},
 			&cli.StringFlag{Name: "join", Usage: "join a running cluster as a voter through the HTTP API `ADDR[,ADDR...]` of any of its coordinators", EnvVars: []string{"TRAINCTL_JOIN"}},
-			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", Value: d.HeartbeatTimeout},
-			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout", Value: d.ElectionTimeout},
-			&cli.DurationFlag{Name: "leader-lease-timeout", Usage: "Raft leader lease timeout", Value: d.LeaderLeaseTimeout},
+			&cli.IntFlag{Name: "raft-multiplier", Usage: "scale the Raft heartbeat, election and leader lease timeouts (1-10): 1 fails over fastest; raise it on a machine that stalls for longer than the heartbeat timeout", Value: 1},
+			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout: a follower calls an election after this long without the leader", DefaultText: "300ms × --raft-multiplier"},
+			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout: a candidate retries after this long", DefaultText: "300ms × --raft-multiplier"},
+			&cli.DurationFlag{Name: "leader-lease-timeout", Usage: "Raft leader lease: a leader steps down after this long without a quorum; at most the heartbeat timeout", DefaultText: "300ms × --raft-multiplier"},
 			&cli.DurationFlag{Name: "commit-timeout", Usage: "Raft commit timeout", Value: d.CommitTimeout},
 			&cli.DurationFlag{Name: "snapshot-interval", Usage: "how often to check whether to snapshot", Value: d.SnapshotInterval},
 			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries since the last snapshot that trigger one", Value: d.SnapshotThreshold},
@@ -141,9 +143,26 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 		return cfg, fmt.Errorf("coordinator: %s holds no Raft state, so this server is new: give --bootstrap to start a new cluster, or --join ADDR[,ADDR...] to join a running one (HTTP addresses of its coordinators)", cfg.DataDir)
 	}
 
-	cfg.HeartbeatTimeout = c.Duration("heartbeat-timeout")
-	cfg.ElectionTimeout = c.Duration("election-timeout")
-	cfg.LeaderLeaseTimeout = c.Duration("leader-lease-timeout")
+	for _, f := range []string{"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "commit-timeout", "snapshot-interval", "apply-timeout", "worker-lease", "scheduler-interval", "blob-catch-up-interval"} {
+		if c.IsSet(f) && c.Duration(f) <= 0 { // every default is positive
+			return cfg, fmt.Errorf("coordinator: --%s %v: must be positive", f, c.Duration(f))
+		}
+	}
+	if err := cfg.SetRaftMultiplier(c.Int("raft-multiplier")); err != nil {
+		return cfg, fmt.Errorf("coordinator: --raft-multiplier: %w", err)
+	}
+	for _, f := range []struct {
+		flag string
+		dst  *time.Duration
+	}{{"heartbeat-timeout", &cfg.HeartbeatTimeout}, {"election-timeout", &cfg.ElectionTimeout}, {"leader-lease-timeout", &cfg.LeaderLeaseTimeout}} {
+		if c.IsSet(f.flag) {
+			*f.dst = c.Duration(f.flag)
+		}
+	}
+	if cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout || cfg.ElectionTimeout < cfg.HeartbeatTimeout {
+		return cfg, fmt.Errorf("coordinator: leader lease %v, heartbeat %v, election %v: want lease ≤ heartbeat ≤ election timeout",
+			cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout, cfg.ElectionTimeout)
+	}
 	cfg.CommitTimeout = c.Duration("commit-timeout")
 	cfg.SnapshotInterval = c.Duration("snapshot-interval")
 	cfg.SnapshotThreshold = c.Uint64("snapshot-threshold")
@@ -153,11 +172,6 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 	cfg.SchedulerInterval = c.Duration("scheduler-interval")
 	cfg.BlobCatchUpInterval = c.Duration("blob-catch-up-interval")
 	cfg.MaxDatasetBytes, cfg.MaxBlobBytes = c.Int64("max-dataset-bytes"), c.Int64("max-blob-bytes")
-	for _, f := range []string{"heartbeat-timeout", "election-timeout", "leader-lease-timeout", "commit-timeout", "snapshot-interval", "apply-timeout", "worker-lease", "scheduler-interval", "blob-catch-up-interval"} {
-		if c.Duration(f) <= 0 {
-			return cfg, fmt.Errorf("coordinator: --%s %v: must be positive", f, c.Duration(f))
-		}
-	}
 
 	g, err := gossipConfig(c, "coordinator", false)
 	if err != nil {
