@@ -208,6 +208,15 @@ func TestProcessOversizedInput(t *testing.T) {
 		}
 	}
 
+	// A probe first, harmless to a server without sweep bounds: a grid
+	// of 20,000 points, over the limit but cheap to build. A server
+	// that accepts it would spin or die on the huge specs, so they are
+	// not sent to it.
+	probe := hugeSweeps(t)[0].spec
+	probe.SearchSpace.Params[0].GridPoints = 20_000
+	if _, err := follower.client(0).SubmitSweep(context.Background(), "", probe); err == nil {
+		t.Fatal("the cluster accepted a 20,000-point grid sweep: its sweep specs are not bounded (tuning), so the huge-grid specs are not sent")
+	}
 	for _, tc := range hugeSweeps(t) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		start := time.Now()
