@@ -14,7 +14,8 @@ build:
 FUZZ = ./serving/:FuzzDecodeImage \
        ./jobspec/:FuzzParseJobSpec \
        ./tuning/:FuzzParseSweepSpec \
-       ./trainer/:FuzzCheckpointHeader
+       ./trainer/:FuzzCheckpointHeader \
+       ./coordinator/state/:FuzzApply
 FUZZTIME ?= 60s
 
 # Unit and integration tests with the race detector (needs cgo and gcc),
@@ -47,7 +48,9 @@ tour: build
 
 # Fuzz every target in FUZZ for FUZZTIME (a minute each by default): the
 # serving image decoder, the job and sweep spec parsers (limits, round trips,
-# searchers and schedulers of accepted sweeps), the checkpoint reader.
+# searchers and schedulers of accepted sweeps), the checkpoint reader, the
+# FSM's Raft command decoding (arbitrary entries: applied or halted, never
+# a panic or a corrupt state).
 .PHONY: fuzz
 fuzz:
 	@set -e; for t in $(FUZZ); do \

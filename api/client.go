@@ -36,6 +36,8 @@ type Config struct {
 	// Addrs are coordinator HTTP addresses, "host:port" or a URL.
 	Addrs []string
 	// HTTPClient sends the requests; nil means a client with a 30 s timeout.
+	// Blocking queries (QueryOptions) are sent through a copy of it without
+	// that timeout, each bounded instead by its wait plus some slack.
 	HTTPClient *http.Client
 	// RetryTimeout bounds the retries of one call (the context may end it
 	// sooner); 0 means each address is tried once.
@@ -62,6 +64,8 @@ type Client struct {
 	cfg   Config
 	bases []string
 	http  *http.Client
+	// blockingHTTP is http without its timeout, for blocking queries.
+	blockingHTTP *http.Client
 	// next is the index of the address to try first.
 	next atomic.Int64
 }
@@ -77,6 +81,9 @@ func NewWithConfig(cfg Config) *Client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
+	bc := *c.http
+	bc.Timeout = 0
+	c.blockingHTTP = &bc
 	for _, a := range cfg.Addrs {
 		if !strings.Contains(a, "://") {
 			a = "http://" + a
@@ -127,14 +134,21 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // doStatus is do that also returns the HTTP status of the successful
 // answer, for calls whose 200 and 201 mean different things.
 func (c *Client) doStatus(ctx context.Context, method, path string, in, out any) (int, error) {
+	status, _, err := c.doQuery(ctx, method, path, nil, in, out)
+	return status, err
+}
+
+// doQuery is doStatus that, with q, makes the call a blocking query, and
+// that returns the answer's QueryMeta.
+func (c *Client) doQuery(ctx context.Context, method, path string, q *QueryOptions, in, out any) (int, QueryMeta, error) {
 	if len(c.bases) == 0 {
-		return 0, errors.New("coordinator client: no addresses")
+		return 0, QueryMeta{}, errors.New("coordinator client: no addresses")
 	}
 	var body []byte
 	if in != nil {
 		var err error
 		if body, err = json.Marshal(in); err != nil {
-			return 0, fmt.Errorf("%s %s: encode: %w", method, path, err)
+			return 0, QueryMeta{}, fmt.Errorf("%s %s: encode: %w", method, path, err)
 		}
 	}
 	deadline := time.Now().Add(c.cfg.RetryTimeout)
@@ -145,13 +159,20 @@ func (c *Client) doStatus(ctx context.Context, method, path string, in, out any)
 	var lastAPIErr *APIError
 	for attempt := int64(0); ; attempt++ {
 		i := (start + attempt) % int64(len(c.bases))
-		status, err := c.once(ctx, c.bases[i], method, path, body, out)
+		sent := time.Now()
+		status, meta, err := c.once(ctx, c.bases[i], method, path, q, body, out)
 		if err == nil {
 			c.next.Store(i)
-			return status, nil
+			return status, meta, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {
-			return 0, fmt.Errorf("%s %s: %w", method, path, err)
+			// An error answer of a blocking GET still carries its index
+			// (a model not registered yet is waited on as any other).
+			return 0, meta, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		if q.RequestTimeout() > 0 {
+			// Time spent waiting in a blocking query is not retrying.
+			deadline = deadline.Add(time.Since(sent))
 		}
 		errors.As(err, &lastAPIErr)
 		if (attempt+1)%int64(len(c.bases)) != 0 {
@@ -161,55 +182,67 @@ func (c *Client) doStatus(ctx context.Context, method, path string, in, out any)
 			if lastAPIErr != nil {
 				err = lastAPIErr
 			}
-			return 0, fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, err)
+			return 0, QueryMeta{}, fmt.Errorf("%s %s: giving up after %d attempts: %w", method, path, attempt+1, err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, fmt.Errorf("%s %s: %w (last error: %w)", method, path, ctx.Err(), err)
+			return 0, QueryMeta{}, fmt.Errorf("%s %s: %w (last error: %w)", method, path, ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, c.cfg.MaxRetryWait)
 	}
 }
 
-// once sends one request to one address and returns the answer's status.
-func (c *Client) once(ctx context.Context, base, method, path string, body []byte, out any) (int, error) {
+// once sends one request to one address and returns the answer's status
+// and QueryMeta. With a q that waits it is a blocking query: q's
+// parameters are added to path, and the request, sent without the HTTP
+// client's own timeout, is bounded by q's wait and some slack instead.
+func (c *Client) once(ctx context.Context, base, method, path string, q *QueryOptions, body []byte, out any) (int, QueryMeta, error) {
+	hc := c.http
+	if d := q.RequestTimeout(); d > 0 {
+		hc = c.blockingHTTP
+		path = withQuery(path, q.Values())
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, QueryMeta{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, QueryMeta{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return 0, fmt.Errorf("read answer of %s: %w", base, err)
+		return 0, QueryMeta{}, fmt.Errorf("read answer of %s: %w", base, err)
 	}
+	meta := parseQueryMeta(resp.Header)
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 			eb = ErrorBody{Error: strings.TrimSpace(string(data)), Code: CodeInternal}
 		}
-		return 0, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return 0, meta, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
 	}
 	if out == nil {
-		return resp.StatusCode, nil
+		return resp.StatusCode, meta, nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return 0, fmt.Errorf("decode answer of %s: %w", base, err)
+		return 0, QueryMeta{}, fmt.Errorf("decode answer of %s: %w", base, err)
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, meta, nil
 }
 
 // SubmitJob submits a job. requestID is the idempotency key: calling again

@@ -36,7 +36,7 @@ func apiJob(v structs.Job) api.Job {
 	return api.Job{
 		ID:               v.ID,
 		RequestID:        v.RequestID,
-		Spec:             v.Spec,
+		Spec:             v.Spec.User(),
 		DatasetVersionID: v.DatasetVersionID,
 		SweepID:          v.SweepID,
 		Trial:            v.Trial,
@@ -176,7 +176,7 @@ func apiSweep(v structs.Sweep) api.Sweep {
 	return api.Sweep{
 		ID:               v.ID,
 		RequestID:        v.RequestID,
-		Spec:             v.Spec,
+		Spec:             v.Spec.User(),
 		DatasetVersionID: v.DatasetVersionID,
 		State:            api.SweepState(v.State),
 		Trials:           convertSlice(v.Trials, apiTrial),

@@ -30,7 +30,7 @@ func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) {
 		datasetField: "spec.dataset",
 		commit: func(ctx context.Context, id, version string) (any, error) {
 			return s.raftApply(ctx, structs.JobSubmitRequestType, &structs.JobSubmitRequest{
-				JobID: id, RequestID: body.RequestID, Spec: body.Spec, DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+				JobID: id, RequestID: body.RequestID, Spec: structs.NewJobSpec(body.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
 			})
 		},
 		id:   func(j *structs.Job) string { return j.ID },

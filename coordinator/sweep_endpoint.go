@@ -30,7 +30,7 @@ func (s *Server) handleSweepSubmit(w http.ResponseWriter, r *http.Request) {
 		datasetField: "spec.job.dataset",
 		commit: func(ctx context.Context, id, version string) (any, error) {
 			return s.raftApply(ctx, structs.SweepSubmitRequestType, &structs.SweepSubmitRequest{
-				SweepID: id, RequestID: body.RequestID, Spec: body.Spec, DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+				SweepID: id, RequestID: body.RequestID, Spec: structs.NewSweepSpec(body.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
 			})
 		},
 		id:   func(sw *structs.Sweep) string { return sw.ID },

@@ -124,7 +124,7 @@ func (s *Server) handleWorkerAssignments(w http.ResponseWriter, r *http.Request)
 			Rank:             a.Rank,
 			Nodes:            att.Nodes,
 			Resources:        apiResources(a.Resources),
-			Spec:             j.Spec,
+			Spec:             j.Spec.User(),
 			DatasetVersionID: j.DatasetVersionID,
 			ResumeFrom:       att.ResumeFrom,
 		})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -154,11 +155,20 @@ type FollowConfig struct {
 	// serves it (a newer checkpoint replaced it, or it could not be
 	// loaded); other files in Dir are left alone.
 	Dir string
-	// Interval is how often the coordinator is asked (default 2 s).
+	// Interval is the least time between two resolutions of the target
+	// (each reads the target, and for a job its metrics and checkpoints),
+	// and the pace of retries after an error (default 2 s). Between them
+	// Follow waits on a blocking query, so a change is seen as soon as
+	// Interval allows and an idle target costs one query per Wait. Against
+	// a coordinator without blocking queries it polls every Interval.
 	Interval time.Duration
-	// AskTimeout bounds one question to the coordinators, retries
-	// included (default 10 s), so that unreachable coordinators are logged
-	// within that time rather than after the client's own retry timeout.
+	// Wait is how long one blocking query on the target waits for a change
+	// before it is sent again (default api.DefaultBlockingWait).
+	Wait time.Duration
+	// AskTimeout bounds one resolution, and the first question to the
+	// coordinators, retries included (default 10 s), so that unreachable
+	// coordinators are logged within that time rather than after the
+	// client's own retry timeout.
 	AskTimeout time.Duration
 	// Threads and MaxBatch configure each loaded model (see LoadModel).
 	Threads, MaxBatch int
@@ -170,12 +180,13 @@ type FollowConfig struct {
 }
 
 // Follow keeps srv serving the target's checkpoint until ctx ends: it
-// resolves the target every Interval and, when the answer changes,
-// downloads the checkpoint (verified by digest), loads it and swaps it in;
-// requests keep being answered by the old model until the swap, and the
-// file of the checkpoint swapped out is then deleted from Dir. Errors
-// reaching the coordinator or downloading are logged and retried every
-// Interval. A checkpoint that downloads but cannot be loaded (corrupt, or
+// watches the target with blocking queries (the job or sweep, or the
+// model's versions) and, when it changed, resolves it (at most once per
+// Interval); when the answer changes, it downloads the checkpoint
+// (verified by digest), loads it and swaps it in; requests keep being
+// answered by the old model until the swap, and the file of the checkpoint
+// swapped out is then deleted from Dir. Errors reaching the coordinator or
+// downloading are logged and retried every Interval. A checkpoint that downloads but cannot be loaded (corrupt, or
 // a model serving cannot run) is logged once at Error and not tried again
 // until the target resolves to another checkpoint; the old model keeps
 // serving meanwhile.
@@ -196,6 +207,9 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 	if cfg.AskTimeout <= 0 {
 		cfg.AskTimeout = 10 * time.Second
 	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = api.DefaultBlockingWait
+	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = artifact.NewClient(artifact.ClientConfig{})
 	}
@@ -211,13 +225,32 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		currentPath string // its file, when Follow downloaded it
 		failed      string // digest that downloaded but did not load
 		lastErr     string
+		// seen is the target's version (see watchTarget) last resolved;
+		// retry resolves again whatever it is, after an error.
+		seen  string
+		retry = true
 	)
-	t := time.NewTicker(cfg.Interval)
-	defer t.Stop()
+	w := &api.Watch{MinBackoff: cfg.Interval, MaxBackoff: cfg.Interval}
 	for {
-		actx, cancel := context.WithTimeout(ctx, cfg.AskTimeout)
-		choice, err := Resolve(actx, cfg.API, cfg.Target)
-		cancel()
+		w.Wait = cfg.Wait
+		if retry {
+			w.Wait = cfg.Interval
+		}
+		version, pause, err := watchTarget(ctx, cfg, w)
+		if err == nil && (version == seen && !retry) {
+			if err := w.Pause(ctx, pause); err != nil {
+				return err
+			}
+			continue
+		}
+		resolved := time.Now()
+		var choice Choice
+		if err == nil {
+			seen = version
+			actx, cancel := context.WithTimeout(ctx, cfg.AskTimeout)
+			choice, err = Resolve(actx, cfg.API, cfg.Target)
+			cancel()
+		}
 		if err == nil && choice.Digest != failed {
 			failed = "" // the target moved on: a later return to it retries
 		}
@@ -253,15 +286,57 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 			}
 		}
 		lastErr = ""
+		// Waiting for a first checkpoint is waiting for a change, not
+		// an error to retry.
+		retry = err != nil && !errors.Is(err, ErrNoCheckpoint) && !(cfg.Target.Model != "" && errors.Is(err, api.ErrNotFound))
 		if err != nil {
 			lastErr = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		// At most one resolution per Interval; changes meanwhile are
+		// answered at once by the next blocking query.
+		if err := w.Pause(ctx, max(pause, time.Until(resolved.Add(cfg.Interval)))); err != nil {
+			return err
 		}
 	}
+}
+
+// watchTarget sends one blocking query on what the target resolves from,
+// as w says, and returns the target's version (a string that changes when
+// the target may resolve differently) and the pause before the next query.
+// A model with no version yet (not found) is a version too, "".
+func watchTarget(ctx context.Context, cfg FollowConfig, w *api.Watch) (version string, pause time.Duration, err error) {
+	q := w.Options()
+	// The first question (no index) is bounded like a resolution; a
+	// blocking one by its wait and then as long again for its retries.
+	ctx, cancel := context.WithTimeout(ctx, q.RequestTimeout()+cfg.AskTimeout)
+	defer cancel()
+	var meta api.QueryMeta
+	switch t := cfg.Target; {
+	case t.SweepID != "":
+		var sw *api.Sweep
+		if sw, meta, err = cfg.API.SweepQuery(ctx, t.SweepID, q); err == nil {
+			version = strconv.FormatUint(sw.ModifyIndex, 10)
+		}
+	case t.Model != "":
+		var vs []*api.ModelVersion
+		vs, meta, err = cfg.API.ModelsQuery(ctx, t.Model, q)
+		switch {
+		case errors.Is(err, api.ErrNotFound) && meta.LastIndex > 0:
+			err = nil // no version yet: wait for the first one
+		case err == nil && len(vs) > 0:
+			v := vs[len(vs)-1]
+			version = strconv.Itoa(v.Version) + "@" + v.Checkpoint
+		}
+	default:
+		// A job's metrics and checkpoints change the job (its progress,
+		// its latest checkpoint) too.
+		var j *api.Job
+		if j, meta, err = cfg.API.JobQuery(ctx, t.JobID, q); err == nil {
+			version = strconv.FormatUint(j.ModifyIndex, 10)
+		}
+	}
+	_, pause = w.Done(meta, err)
+	return version, pause, err
 }
 
 // unservableError is a checkpoint that downloaded but cannot be loaded:

@@ -78,6 +78,8 @@ func uploadCheckpoint(t *testing.T, ac *api.Client, peer, jobID string, c *train
 // TestFollowModelHotSwaps follows a registered model on a real coordinator
 // while clients keep predicting: registering a new version swaps it in,
 // every request succeeds, and responses name the version that answered.
+// Follow's blocking queries wait an hour, so each swap comes from a
+// registration waking one, not from a poll.
 func TestFollowModelHotSwaps(t *testing.T) {
 	coord := startCoordinator(t)
 	peer := "http://" + coord.HTTPAddr()
@@ -99,7 +101,7 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	go func() {
 		followDone <- Follow(followCtx, s.Server, FollowConfig{
 			API: ac, Peers: []string{peer}, Target: Target{Model: "pets"}, Dir: t.TempDir(),
-			Interval: 50 * time.Millisecond, Threads: 1, MaxBatch: 4, Logger: quietLogger(),
+			Interval: 50 * time.Millisecond, Wait: time.Hour, Threads: 1, MaxBatch: 4, Logger: quietLogger(),
 		})
 	}()
 	defer func() {

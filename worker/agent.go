@@ -47,9 +47,19 @@ type AgentConfig struct {
 	WorkDir string
 	// HeartbeatInterval paces the registrations that renew the worker's
 	// lease; keep it well below the coordinators' WorkerLease (default
-	// 3s). PollInterval paces polling for assignments (default 1s).
+	// 3s).
 	HeartbeatInterval time.Duration
-	PollInterval      time.Duration
+	// AssignmentWait is how long one blocking query for the worker's
+	// assignments waits for a change before it is sent again (default
+	// api.DefaultBlockingWait; the coordinators cut it to
+	// api.MaxBlockingWait). A new assignment wakes the query at once.
+	AssignmentWait time.Duration
+	// PollInterval is the pause before retrying a failed registration and
+	// the first pause after a failed assignments query (the pauses double
+	// up to api.DefaultWatchMaxBackoff); while a run is no longer assigned
+	// but its job still shows it running (a lagging coordinator), the
+	// assignments are asked again every PollInterval (default 1s).
+	PollInterval time.Duration
 	// Grace is how long a run may take, after the stop notice, to
 	// checkpoint and hand back (default DefaultGrace).
 	Grace time.Duration
@@ -74,10 +84,15 @@ type AgentConfig struct {
 	// tuneRunner, for tests, adjusts the runner's configuration (a tiny
 	// model, a step hook).
 	tuneRunner func(*RunnerConfig)
+	// onAssignment, for tests and benchmarks, is called with each new
+	// assignment as the agent receives it, before it starts it; onQuery
+	// with the options of each assignments query as it is sent.
+	onAssignment func(api.WorkerAssignment)
+	onQuery      func(api.QueryOptions)
 }
 
 // Agent is a worker: it registers with the coordinators and heartbeats,
-// polls the attempts placed on it and runs each with a Runner, reporting
+// watches the attempts placed on it and runs each with a Runner, reporting
 // metrics, checkpoints and outcomes back. See Run.
 type Agent struct {
 	cfg    AgentConfig
@@ -124,6 +139,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.AssignmentWait <= 0 {
+		cfg.AssignmentWait = api.DefaultBlockingWait
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -173,7 +191,10 @@ type activeRun struct {
 	// dropped is set (before cancel) when the coordinator ended the
 	// attempt (the job was cancelled): the run stops without a report.
 	dropped atomic.Bool
-	done    chan struct{}
+	// reported is set as the run reports its outcome: the release of its
+	// assignment that follows is its own doing, not a reason to stop it.
+	reported atomic.Bool
+	done     chan struct{}
 }
 
 // Run registers the worker (and, with cfg.Gossip, joins the gossip
@@ -184,11 +205,13 @@ type activeRun struct {
 // coordinator answers; it returns an error only when the worker cannot
 // register or join gossip before ctx ends, or gossip cannot start.
 //
-// Every PollInterval it lists its assignments: an attempt it has not run
-// yet starts (each in its own Runner.Run; the scheduler keeps them within
-// Cores); a running attempt that is no longer assigned and that the
-// coordinators no longer list as running (its job was cancelled) is
-// stopped without a report. Run may be called once.
+// It watches its assignments with blocking queries (api.Watch), so a
+// placement or release reaches it as soon as the coordinator it asks has
+// applied it: an attempt it has not run yet starts (each in its own
+// Runner.Run; the scheduler keeps them within Cores); a running attempt
+// that is no longer assigned and that the coordinators no longer list as
+// running (its job was cancelled) is stopped without a report. Run may be
+// called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.startGossip(ctx); err != nil {
 		return err
@@ -218,12 +241,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	runs := map[runKey]*activeRun{}
 	seen := map[runKey]bool{}
 	var wg sync.WaitGroup
-	poll := time.NewTicker(a.cfg.PollInterval)
-	defer poll.Stop()
+	watch := &api.Watch{Wait: a.cfg.AssignmentWait, MinBackoff: a.cfg.PollInterval}
 	for {
-		a.reconcile(ctx, runs, seen, &wg)
-		select {
-		case <-ctx.Done():
+		pause := a.watchAssignments(ctx, watch, runs, seen, &wg)
+		if err := watch.Pause(ctx, pause); err != nil {
 			a.log.Info("stop notice: handing back running attempts", "running", len(runs), "grace", a.cfg.Grace)
 			hb, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Grace)
 			defer cancel()
@@ -248,7 +269,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.leaveGossip(hb)
 			a.log.Info("worker stopped")
 			return nil
-		case <-poll.C:
 		}
 	}
 }
@@ -318,25 +338,44 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
-// reconcile polls the assignments once: it forgets finished runs, starts
-// new attempts and stops those the coordinators ended.
-func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) {
+// watchAssignments sends one blocking query for the worker's assignments
+// (it returns when they change, when the query's wait passes or when ctx
+// ends), reconciles the runs with its answer, and returns how long to
+// pause before the next query.
+func (a *Agent) watchAssignments(ctx context.Context, w *api.Watch, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) time.Duration {
+	q := w.Options()
+	if a.cfg.onQuery != nil {
+		a.cfg.onQuery(*q)
+	}
+	list, meta, err := a.api.AssignmentsQuery(ctx, a.cfg.ID, q)
+	_, pause := w.Done(meta, err)
+	if ctx.Err() != nil {
+		return 0
+	}
+	if err != nil {
+		a.log.Warn("watching assignments failed", "err", err, "retry_in", pause)
+		return pause
+	}
+	// A run no longer assigned whose job a lagging coordinator still
+	// shows running is checked again soon, not after a full wait.
+	w.Wait = a.cfg.AssignmentWait
+	if a.reconcile(ctx, list, runs, seen, wg) {
+		w.Wait = a.cfg.PollInterval
+	}
+	return pause
+}
+
+// reconcile brings the runs in line with the assignments list: it forgets
+// finished runs, starts new attempts and stops those the coordinators
+// ended. It reports whether a run is left that is no longer assigned but
+// whose attempt still shows running, to be checked again.
+func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) (recheck bool) {
 	for k, r := range runs {
 		select {
 		case <-r.done:
 			delete(runs, k)
 		default:
 		}
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	list, err := a.api.Assignments(ctx, a.cfg.ID)
-	if err != nil {
-		if ctx.Err() == nil {
-			a.log.Warn("polling assignments failed", "err", err)
-		}
-		return
 	}
 	assigned := map[runKey]bool{}
 	for _, wa := range list {
@@ -346,6 +385,9 @@ func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen 
 			continue
 		}
 		seen[k] = true
+		if a.cfg.onAssignment != nil {
+			a.cfg.onAssignment(wa)
+		}
 		rctx, cancel := context.WithCancel(ctx)
 		r := &activeRun{cancel: cancel, done: make(chan struct{})}
 		runs[k] = r
@@ -363,21 +405,31 @@ func (a *Agent) reconcile(ctx context.Context, runs map[runKey]*activeRun, seen 
 		}
 	}
 	for k, r := range runs {
-		if assigned[k] || r.dropped.Load() {
+		if assigned[k] || r.dropped.Load() || r.reported.Load() {
 			continue
 		}
-		// Not assigned any more: stop it if its attempt ended (a
-		// lagging coordinator may still show it running, which is safe).
+		// Not assigned any more: stop it if its attempt ended or its job
+		// is gone (a lagging coordinator may still show it running,
+		// which is safe: it is checked again soon).
 		j, err := a.api.Job(ctx, k.job)
-		if err != nil {
+		var state api.AttemptState
+		switch {
+		case errors.Is(err, api.ErrNotFound):
+			state = "gone"
+		case err != nil:
+			recheck = true
+			continue
+		case k.attempt <= len(j.Attempts) && j.Attempts[k.attempt-1].State != api.AttemptRunning:
+			state = j.Attempts[k.attempt-1].State
+		default:
+			recheck = true
 			continue
 		}
-		if k.attempt <= len(j.Attempts) && j.Attempts[k.attempt-1].State != api.AttemptRunning {
-			a.log.Info("attempt ended by the coordinators; stopping it", "job", k.job, "attempt", k.attempt, "state", j.Attempts[k.attempt-1].State)
-			r.dropped.Store(true)
-			r.cancel()
-		}
+		a.log.Info("attempt ended by the coordinators; stopping it", "job", k.job, "attempt", k.attempt, "state", state)
+		r.dropped.Store(true)
+		r.cancel()
 	}
+	return recheck
 }
 
 // execute runs one assigned rank and reports its outcome.
@@ -386,6 +438,7 @@ func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeR
 	// The outcome is reported even after the stop notice, until the end
 	// of the grace period (a.handback); otherwise within Grace.
 	report := func(body api.AttemptReportBody) {
+		r.reported.Store(true)
 		body.WorkerID = a.cfg.ID
 		parent := context.WithoutCancel(ctx)
 		if ctx.Err() != nil && !r.dropped.Load() {

@@ -21,7 +21,7 @@ import (
 
 // startCoordinator starts a single-voter coordinator on loopback ports and
 // waits for it to lead.
-func startCoordinator(t *testing.T, tune ...func(*coordinator.Config)) *coordinator.Server {
+func startCoordinator(t testing.TB, tune ...func(*coordinator.Config)) *coordinator.Server {
 	t.Helper()
 	cfg := coordinator.DefaultConfig()
 	cfg.NodeID = "c1"
@@ -57,7 +57,7 @@ func startCoordinator(t *testing.T, tune ...func(*coordinator.Config)) *coordina
 }
 
 // waitUntil polls cond until it returns nil, failing after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -73,7 +73,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() err
 }
 
 // uploadShapes uploads the test dataset to the coordinator as shapes@v1.
-func uploadShapes(t *testing.T, ac *api.Client) dataset.Manifest {
+func uploadShapes(t testing.TB, ac *api.Client) dataset.Manifest {
 	t.Helper()
 	st, man := shapesStore(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -118,7 +118,7 @@ func (r *runContexts) Open(ctx context.Context, ref, id string) (*dataset.Versio
 	return r.DatasetSource.Open(ctx, ref, id)
 }
 
-func startAgentDir(t *testing.T, id, dir string, srv *coordinator.Server, hook func(trainer.Progress), runs *runContexts, tune ...func(*AgentConfig)) *testAgent {
+func startAgentDir(t testing.TB, id, dir string, srv *coordinator.Server, hook func(trainer.Progress), runs *runContexts, tune ...func(*AgentConfig)) *testAgent {
 	t.Helper()
 	cfg := AgentConfig{
 		ID: id, Coordinators: []string{srv.HTTPAddr()}, Cores: 2, WorkDir: dir,

@@ -30,15 +30,17 @@
 //
 // The Agent (agent.go) is the worker process around the Runner: it
 // registers with the coordinators over HTTP and heartbeats to keep its
-// lease, polls its assignments and runs each new attempt, with a Reporter
+// lease, watches its assignments (blocking queries: a placement reaches it
+// within milliseconds of its commit, and an idle worker sends one query
+// per AssignmentWait) and runs each new attempt, with a Reporter
 // over the metrics API, a CheckpointSink that uploads to /v1/blobs/ and
 // registers the checkpoint, resume checkpoints downloaded from /v1/blobs/,
 // and dataset versions streamed over Arrow Flight from a coordinator that
 // holds them (GET /v1/datasets/flight) into a local cache. On the stop
 // notice (its context: SIGTERM in the CLI) it advertises no capacity, lets
 // every run checkpoint and hand back within the grace period, reports them
-// preempted and returns; a job cancelled in the cluster is stopped at the
-// next poll.
+// preempted and returns; a job cancelled in the cluster is stopped as soon
+// as its assignment's release reaches the worker.
 //
 // Gossip (gossip.go, optional: AgentConfig.Gossip): the agent is also a
 // memberlist member with its resources as node metadata, joined to the

@@ -5,20 +5,34 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/trainctl/trainctl/api"
 )
 
-// follow polls an object until done says it ended, writing the lines
+// followWait is how long one blocking query of a CLI wait waits for a
+// change before it is sent again.
+const followWait = api.DefaultBlockingWait
+
+// follow watches an object until done says it ended, writing the lines
 // changes describes between consecutive versions (the first time with
 // prev the zero T, nil for the pointers it is used with), each prefixed by
-// prefix() such as a timestamp, to out. It returns the last version seen and,
-// when ctx ends first, ctx's error; a fetch error ends it at once.
-// `submit --wait`, `sweep --wait` and `up --demo` share it.
+// prefix() such as a timestamp, to out. fetch is a blocking query
+// (api.Client's *Query methods): a change wakes it at once, and between
+// two fetches at least poll passes, so a busy cluster costs at most one
+// question per poll and an idle one a question per followWait; against a
+// coordinator without blocking queries it polls every poll. It returns the
+// last version seen and, when ctx ends first, ctx's error; a fetch error
+// ends it at once. `submit --wait`, `sweep --wait` and `up --demo` share
+// it.
 func follow[T any](ctx context.Context, out io.Writer, poll time.Duration, cur T,
-	fetch func(context.Context) (T, error), changes func(prev, cur T) []string,
+	fetch func(context.Context, *api.QueryOptions) (T, api.QueryMeta, error), changes func(prev, cur T) []string,
 	done func(T) bool, prefix func() string) (T, error) {
 	var last T
-	t := time.NewTicker(poll)
-	defer t.Stop()
+	w := &api.Watch{Wait: followWait, MinBackoff: poll, MaxBackoff: poll}
+	var (
+		pause   time.Duration
+		fetched time.Time
+	)
 	for {
 		for _, l := range changes(last, cur) {
 			fmt.Fprintf(out, "%s%s\n", prefix(), l)
@@ -27,18 +41,18 @@ func follow[T any](ctx context.Context, out io.Writer, poll time.Duration, cur T
 		if done(cur) {
 			return cur, nil
 		}
-		select {
-		case <-ctx.Done():
-			return cur, ctx.Err()
-		case <-t.C:
+		if err := w.Pause(ctx, max(pause, time.Until(fetched.Add(poll)))); err != nil {
+			return cur, err
 		}
-		next, err := fetch(ctx)
+		fetched = time.Now()
+		next, meta, err := fetch(ctx, w.Options())
 		if err != nil {
 			if ctx.Err() != nil {
 				return cur, ctx.Err()
 			}
 			return cur, err
 		}
+		_, pause = w.Done(meta, nil)
 		cur = next
 	}
 }

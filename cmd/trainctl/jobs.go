@@ -23,7 +23,7 @@ import (
 // cluster CLI work.
 
 func pollFlag() cli.Flag {
-	return &cli.DurationFlag{Name: "poll-interval", Usage: "how often to ask the coordinator while waiting or following", Value: time.Second}
+	return &cli.DurationFlag{Name: "poll-interval", Usage: "least time between two questions to the coordinator while waiting or following (changes wake the wait at once, blocking queries)", Value: time.Second}
 }
 
 func pollInterval(c *cli.Context) (time.Duration, error) {
@@ -141,7 +141,7 @@ func reportSubmitted[T any](c *cli.Context, p *printer, id string, obj T, summar
 	return err
 }
 
-// waitJob polls a job until it ends, printing state changes and progress
+// waitJob follows a job until it ends, printing state changes and progress
 // (to stderr under -o json, whose stdout gets the job as it ended), and
 // fails unless the job succeeded. It returns the job as last seen.
 func waitJob(c *cli.Context, cl *api.Client, job *api.Job, poll time.Duration) (*api.Job, error) {
@@ -151,7 +151,9 @@ func waitJob(c *cli.Context, cl *api.Client, job *api.Job, poll time.Duration) (
 	}
 	id := job.ID
 	job, err := follow(c.Context, out, poll, job,
-		func(ctx context.Context) (*api.Job, error) { return cl.Job(ctx, id) },
+		func(ctx context.Context, q *api.QueryOptions) (*api.Job, api.QueryMeta, error) {
+			return cl.JobQuery(ctx, id, q)
+		},
 		jobChanges,
 		func(j *api.Job) bool { return j.State.Terminal() }, clockPrefix)
 	switch {
@@ -553,10 +555,12 @@ func runJobsLogs(c *cli.Context) error {
 		return err
 	}
 	printed := map[string]bool{}
-	t := time.NewTicker(poll)
-	defer t.Stop()
+	// Each round is a blocking query on the job's metrics (which a change
+	// of the job wakes too), at most one per poll.
+	w := &api.Watch{Wait: followWait, MinBackoff: poll, MaxBackoff: poll}
 	for {
-		job, ms, err := fetchJobLogs(c.Context, cl, id)
+		fetched := time.Now()
+		job, ms, meta, err := fetchJobLogs(c.Context, cl, id, w.Options())
 		if err != nil {
 			if c.Context.Err() != nil {
 				return nil // Ctrl-C while following
@@ -580,32 +584,32 @@ func runJobsLogs(c *cli.Context) error {
 		if !c.Bool("follow") || job.State.Terminal() {
 			return nil
 		}
-		select {
-		case <-c.Context.Done():
-			return nil
-		case <-t.C:
+		_, pause := w.Done(meta, nil)
+		if w.Pause(c.Context, max(pause, time.Until(fetched.Add(poll)))) != nil {
+			return nil // Ctrl-C while following
 		}
 	}
 }
 
 // fetchJobLogs reads the job after its metrics, so a job seen terminal has
-// all its metrics in ms.
-func fetchJobLogs(ctx context.Context, cl *api.Client, id string) (*api.Job, []api.Metric, error) {
-	ms, err := cl.JobMetrics(ctx, id)
+// all its metrics in ms; the metrics are read as a blocking query as q
+// says, and meta is its answer's.
+func fetchJobLogs(ctx context.Context, cl *api.Client, id string, q *api.QueryOptions) (*api.Job, []api.Metric, api.QueryMeta, error) {
+	ms, meta, err := cl.JobMetricsQuery(ctx, id, q)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, meta, err
 	}
 	job, err := cl.Job(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, meta, err
 	}
 	if job.State.Terminal() {
 		// Reports committed between the two reads.
 		if ms, err = cl.JobMetrics(ctx, id); err != nil {
-			return nil, nil, err
+			return nil, nil, meta, err
 		}
 	}
-	return job, ms, nil
+	return job, ms, meta, nil
 }
 
 func writeJSONLine(w io.Writer, v any) error {

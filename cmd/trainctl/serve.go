@@ -54,7 +54,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "max-wait", Usage: "how long a request waits for others to share its forward pass", Value: serving.DefaultMaxWait},
 			&cli.IntFlag{Name: "queue", Usage: "requests waiting at most; more get 503 with Retry-After", Value: serving.DefaultQueueSize},
 			&cli.IntFlag{Name: "threads", Usage: "inference threads (0: all cores)"},
-			&cli.DurationFlag{Name: "poll", Usage: "how often to ask the coordinator for a better checkpoint", Value: 2 * time.Second},
+			&cli.DurationFlag{Name: "poll", Usage: "least time between two looks for a better checkpoint; the target's changes wake the follower (blocking queries), errors are retried at this pace", Value: 2 * time.Second},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		),

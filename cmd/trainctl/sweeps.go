@@ -98,7 +98,7 @@ func runSweep(c *cli.Context) error {
 		func(sw *api.Sweep) (*api.Sweep, error) { return waitSweep(c, cl, sw, poll) })
 }
 
-// waitSweep polls a sweep until it ends, printing what changed (to stderr
+// waitSweep follows a sweep until it ends, printing what changed (to stderr
 // under -o json, whose stdout gets the sweep as it ended), then the
 // leaderboard and the best checkpoint; it fails unless the sweep completed.
 // It returns the sweep as last seen.
@@ -109,7 +109,9 @@ func waitSweep(c *cli.Context, cl *api.Client, sw *api.Sweep, poll time.Duration
 	}
 	id := sw.ID
 	sw, err := follow(c.Context, out, poll, sw,
-		func(ctx context.Context) (*api.Sweep, error) { return cl.Sweep(ctx, id) },
+		func(ctx context.Context, q *api.QueryOptions) (*api.Sweep, api.QueryMeta, error) {
+			return cl.SweepQuery(ctx, id, q)
+		},
 		sweepChanges,
 		func(s *api.Sweep) bool { return s.State.Terminal() }, clockPrefix)
 	switch {

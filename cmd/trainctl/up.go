@@ -322,7 +322,9 @@ func (d *demo) run(ctx context.Context) error {
 
 	id := sw.ID
 	sw, err = follow(ctx, w, time.Second, sw,
-		func(ctx context.Context) (*api.Sweep, error) { return d.ac.Sweep(ctx, id) },
+		func(ctx context.Context, q *api.QueryOptions) (*api.Sweep, api.QueryMeta, error) {
+			return d.ac.SweepQuery(ctx, id, q)
+		},
 		sweepChanges,
 		func(s *api.Sweep) bool { return s.State.Terminal() }, func() string { return "demo: " })
 	if err != nil {

@@ -23,9 +23,10 @@ func workerCommand() *cli.Command {
 		OnUsageError: globalFlagHint,
 		Description: "Registers with the coordinators named by --coordinator (any of them; the worker\n" +
 			"follows the leader), heartbeats to keep its lease, and runs every attempt the\n" +
-			"scheduler places on it: the dataset version is streamed over Arrow Flight from a\n" +
+			"scheduler places on it as soon as it is placed (it watches its assignments with\n" +
+			"blocking queries): the dataset version is streamed over Arrow Flight from a\n" +
 			"coordinator into a cache under the work directory, metrics and checkpoints go back\n" +
-			"to the coordinators, and a job cancelled in the cluster stops at the next poll.\n\n" +
+			"to the coordinators, and a job cancelled in the cluster stops at once.\n\n" +
 			"SIGTERM or Ctrl-C is a preemption notice: the worker stops advertising capacity,\n" +
 			"each running attempt stops after its current step, checkpoints, uploads the\n" +
 			"checkpoint and is handed back (reported preempted, resumed elsewhere from that\n" +

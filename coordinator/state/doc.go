@@ -12,9 +12,14 @@
 //
 // Every voter applies the same log to its own store, so applying must be
 // deterministic: ids and timestamps come inside the commands (stamped by the
-// leader), and nothing here reads a clock or a random source. A command that
-// does not fit the state (an unknown job, a stale attempt) changes nothing and
-// returns an error as the Apply response. Snapshots are the whole state as
+// leader), and nothing here reads a clock or a random source. The endpoints
+// validate a command before proposing it; the FSM checks only what the
+// state needs. A command that does not fit the state (an unknown job, a
+// stale attempt) changes nothing and returns an error as the Apply
+// response. An entry the FSM cannot decode stops the node (FSM.Halt):
+// skipping it would let this node's state part from its peers'. Old
+// command versions keep their decoders (testdata/v1 is a v1 log the
+// upgrade test replays). Snapshots are the whole state as
 // JSON in a canonical order, so two stores that applied the same log encode
 // to the same bytes (Store.Encode).
 //

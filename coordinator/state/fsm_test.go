@@ -17,13 +17,21 @@ import (
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-func testSpec(name string) jobspec.Spec {
+func testSpec(name string) structs.JobSpec {
 	s := jobspec.Defaults()
 	s.Name, s.Dataset = name, "shapes@v1"
-	return s
+	return structs.NewJobSpec(s)
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// testFSM returns an FSM whose Halt returns, so that a test can apply a
+// log with undecodable entries; runLog checks that they halt.
+func testFSM() *FSM {
+	f := NewFSM(quietLogger())
+	f.Halt = func(error) {}
+	return f
+}
 
 // entry encodes one command as a Raft log entry.
 func entry(t testing.TB, index uint64, typ structs.MessageType, req any) *raft.Log {
@@ -41,6 +49,7 @@ type step struct {
 	req     any
 	raw     []byte // instead of typ and req
 	wantErr error
+	halt    bool // the entry is undecodable: Apply calls Halt
 	check   func(t *testing.T, s *Store, resp any)
 }
 
@@ -251,10 +260,21 @@ func lifecycle() []step {
 					t.Fatal(err)
 				}
 			}},
-		{name: "unknown type", raw: []byte{99, '{', '}'}, wantErr: structs.ErrUnknownCommand},
+		{name: "unknown type", raw: []byte{99, '{', '}'}, halt: true},
 		{name: "unknown type, ignorable", raw: []byte{99 | 128, '{', '}'}},
-		{name: "unknown field", raw: append([]byte{byte(structs.WorkerDrainRequestType)}, `{"id":"w1","x":1}`...), wantErr: structs.ErrInvalid},
-		{name: "empty entry", raw: []byte{}, wantErr: structs.ErrInvalid},
+		{name: "unknown field: ignored", raw: append([]byte{byte(structs.WorkerDrainRequestType)}, `{"id":"nope","x":1}`...), wantErr: structs.ErrNotFound},
+		{name: "unknown nested field: ignored", raw: append([]byte{byte(structs.ServerRegisterRequestType)}, `{"id":"c3","raft_addr":"a","http_addr":"b","tls":{"ca":"x"}}`...),
+			check: func(t *testing.T, s *Store, _ any) {
+				if _, err := s.Server("c3"); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "wrong type", raw: append([]byte{byte(structs.WorkerDrainRequestType)}, `{"id":7}`...), halt: true},
+		{name: "trailing data", raw: append([]byte{byte(structs.WorkerDrainRequestType)}, `{"id":"w1"} {"id":"w2"}`...), halt: true},
+		{name: "not an object", raw: append([]byte{byte(structs.WorkerDrainRequestType)}, `null`...), halt: true},
+		{name: "not JSON", raw: append([]byte{byte(structs.JobSubmitRequestType)}, `{"job_id":`...), halt: true},
+		{name: "v1 job submit with a v2 spec's type mismatch", raw: append([]byte{byte(structs.JobSubmitV1RequestType)}, `{"job_id":"jx","spec":{"max_time":5}}`...), halt: true},
+		{name: "empty entry", raw: []byte{}, halt: true},
 	}
 }
 
@@ -268,12 +288,17 @@ func runLog(t *testing.T, f *FSM, steps []step, check bool) []*raft.Log {
 		}
 		logs = append(logs, l)
 		var before []byte
-		if check && st.wantErr != nil {
+		if check && (st.wantErr != nil || st.halt) {
 			before = encodeState(t, f.State())
 		}
+		var halted error
+		f.Halt = func(err error) { halted = err }
 		resp := f.Apply(l)
 		if !check {
 			continue
+		}
+		if st.halt != (halted != nil) {
+			t.Fatalf("step %q: halted with %v, want a halt: %v", st.name, halted, st.halt)
 		}
 		err, _ := resp.(error)
 		if before != nil {
@@ -281,6 +306,12 @@ func runLog(t *testing.T, f *FSM, steps []step, check bool) []*raft.Log {
 			if after := encodeState(t, f.State()); !bytes.Equal(before, after) {
 				t.Fatalf("step %q was rejected (%v) but changed the state:\n%s\n%s", st.name, resp, before, after)
 			}
+		}
+		if st.halt {
+			if !errors.Is(err, halted) {
+				t.Fatalf("step %q: response %v, want the halt's error", st.name, resp)
+			}
+			continue
 		}
 		if st.wantErr == nil && err != nil {
 			t.Fatalf("step %q: %v", st.name, err)
@@ -296,7 +327,7 @@ func runLog(t *testing.T, f *FSM, steps []step, check bool) []*raft.Log {
 }
 
 func TestApplyLifecycle(t *testing.T) {
-	runLog(t, NewFSM(quietLogger()), lifecycle(), true)
+	runLog(t, testFSM(), lifecycle(), true)
 }
 
 func encodeState(t *testing.T, s *Store) []byte {
@@ -309,7 +340,7 @@ func encodeState(t *testing.T, s *Store) []byte {
 }
 
 func TestApplyDeterministic(t *testing.T) {
-	a, b := NewFSM(quietLogger()), NewFSM(quietLogger())
+	a, b := testFSM(), testFSM()
 	logs := runLog(t, a, lifecycle(), false)
 	for _, l := range logs {
 		b.Apply(l)
@@ -331,7 +362,7 @@ func (m *memSink) Cancel() error { m.cancelled = true; return nil }
 
 func TestSnapshotRestore(t *testing.T) {
 	steps := lifecycle()
-	src := NewFSM(quietLogger())
+	src := testFSM()
 	logs := runLog(t, src, steps, false)
 
 	snap, err := src.Snapshot()
@@ -347,7 +378,7 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	snap.Release()
 
-	dst := NewFSM(quietLogger())
+	dst := testFSM()
 	dst.Apply(entry(t, 1, structs.JobSubmitRequestType, // replaced by the restore
 		&structs.JobSubmitRequest{JobID: "gone", Spec: testSpec("gone"), SubmitTime: t0}))
 	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
@@ -368,7 +399,7 @@ func TestSnapshotRestore(t *testing.T) {
 		entry(t, 100, structs.JobSubmitRequestType, &structs.JobSubmitRequest{JobID: "dup", RequestID: "r1", Spec: testSpec("x"), SubmitTime: t0}),
 		entry(t, 101, structs.CheckpointRegisterRequestType, &structs.CheckpointRegisterRequest{Checkpoint: structs.Checkpoint{Digest: "c2", JobID: "j1", Step: 5, Time: t0}}),
 	}
-	ref := NewFSM(quietLogger())
+	ref := testFSM()
 	runLog(t, ref, steps, false)
 	for _, l := range more {
 		ref.Apply(l)
@@ -390,7 +421,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := NewFSM(quietLogger())
+			f := testFSM()
 			if err := f.Restore(io.NopCloser(bytes.NewReader([]byte(tt.data)))); !errors.Is(err, structs.ErrInvalid) {
 				t.Fatalf("Restore = %v, want ErrInvalid", err)
 			}
@@ -462,12 +493,12 @@ func batchLog() []step {
 				}
 			}},
 		{name: "empty batch", typ: structs.JobPlaceBatchRequestType, req: &structs.JobPlaceBatchRequest{}, wantErr: structs.ErrInvalid},
-		{name: "batch with an unknown field", raw: append([]byte{byte(structs.JobPlaceBatchRequestType)}, `{"places":[{"job_id":"j2","x":1}]}`...), wantErr: structs.ErrInvalid},
+		{name: "batch with a rank that is no number", raw: append([]byte{byte(structs.JobPlaceBatchRequestType)}, `{"places":[{"job_id":"j2","attempt":1,"placements":[{"rank":"0"}]}]}`...), halt: true},
 	}
 }
 
 func TestApplyPlaceBatch(t *testing.T) {
-	runLog(t, NewFSM(quietLogger()), batchLog(), true)
+	runLog(t, testFSM(), batchLog(), true)
 }
 
 // TestPlaceBatchMatchesSingles: a batch leaves the same jobs, workers and
@@ -475,9 +506,9 @@ func TestApplyPlaceBatch(t *testing.T) {
 // from the indexes.
 func TestPlaceBatchMatchesSingles(t *testing.T) {
 	steps := batchLog()[:6]
-	batched := NewFSM(quietLogger())
+	batched := testFSM()
 	runLog(t, batched, steps, false)
-	single := NewFSM(quietLogger())
+	single := testFSM()
 	runLog(t, single, steps[:5], false)
 	for _, p := range steps[5].req.(*structs.JobPlaceBatchRequest).Places {
 		single.Apply(entry(t, 6, structs.JobPlaceRequestType, &p))
@@ -489,7 +520,7 @@ func TestPlaceBatchMatchesSingles(t *testing.T) {
 
 func TestApplyPlaceBatchDeterministic(t *testing.T) {
 	steps := append(lifecycle(), batchLog()...)
-	a, b := NewFSM(quietLogger()), NewFSM(quietLogger())
+	a, b := testFSM(), testFSM()
 	logs := runLog(t, a, steps, false)
 	for _, l := range logs {
 		b.Apply(l)
@@ -501,7 +532,7 @@ func TestApplyPlaceBatchDeterministic(t *testing.T) {
 
 func TestSnapshotRestorePlaceBatch(t *testing.T) {
 	steps := batchLog()
-	src := NewFSM(quietLogger())
+	src := testFSM()
 	runLog(t, src, steps[:6], false)
 	snap, err := src.Snapshot()
 	if err != nil {
@@ -511,7 +542,7 @@ func TestSnapshotRestorePlaceBatch(t *testing.T) {
 	if err := snap.Persist(&sink); err != nil {
 		t.Fatal(err)
 	}
-	dst := NewFSM(quietLogger())
+	dst := testFSM()
 	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 // TestTableIndexes checks that each command moves the index of the tables
 // it changes and of no other.
 func TestTableIndexes(t *testing.T) {
-	f := NewFSM(quietLogger())
+	f := testFSM()
 	s := f.State()
 	apply := func(index uint64, typ structs.MessageType, req any) {
 		t.Helper()
@@ -49,7 +49,7 @@ func TestTableIndexes(t *testing.T) {
 // index already passed, blocks through changes to other tables, and
 // returns with the new index when its table changes.
 func TestWaitWakesOnlyForItsTables(t *testing.T) {
-	f := NewFSM(quietLogger())
+	f := testFSM()
 	s := f.State()
 	if _, ok := f.Apply(entry(t, 5, structs.JobSubmitRequestType, &structs.JobSubmitRequest{JobID: "j1", Spec: testSpec("one"), SubmitTime: t0})).(error); ok {
 		t.Fatal("submit failed")

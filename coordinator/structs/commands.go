@@ -7,18 +7,29 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/trainctl/trainctl/jobspec"
 )
 
 // MessageType is the first byte of a Raft log entry; it says which request
-// follows.
+// follows and in which version of its encoding.
+//
+// Never change what a committed entry means. A type number names one
+// command in one encoding for good: to change a command's fields or their
+// meaning, add a new type number for the new version, point the command's
+// unversioned name (JobSubmitRequestType) at it, rename the old constant
+// with its version (JobSubmitV1RequestType) and keep its decoder (see
+// commands_v1.go), which turns an old entry into the current request with
+// the meaning it had when it was committed. Adding a field whose zero value
+// keeps the old behaviour is not a change: decoding ignores unknown fields,
+// so an older server mid-upgrade applies a newer leader's entry as before.
+// A new command that older servers may skip sets IgnoreUnknownTypeFlag.
 type MessageType uint8
 
 // Command types. Values are part of the on-disk log: never renumber or reuse
 // one, only append.
 const (
-	JobSubmitRequestType          MessageType = 1
+	// JobSubmitV1RequestType is JobSubmit as v1 wrote it: the spec is
+	// jobspec.Spec's JSON, decoded on top of v1's defaults.
+	JobSubmitV1RequestType        MessageType = 1
 	JobCancelRequestType          MessageType = 2
 	JobPlaceRequestType           MessageType = 3
 	AttemptUpdateRequestType      MessageType = 4
@@ -30,12 +41,15 @@ const (
 	DatasetRegisterRequestType    MessageType = 10
 	ServerRegisterRequestType     MessageType = 11
 	JobPlaceBatchRequestType      MessageType = 12
+	// JobSubmitRequestType (v2) carries the normalized JobSpec, decoded
+	// plainly.
+	JobSubmitRequestType MessageType = 17
 )
 
 // IgnoreUnknownTypeFlag is set on a message type whose command may be skipped
 // by a server that does not know it (as in Nomad). A command added in a newer
 // version that older servers can safely ignore sets this bit; without it an
-// unknown type is an error response.
+// unknown type is undecodable and halts the server (see state.FSM).
 const IgnoreUnknownTypeFlag MessageType = 128
 
 // String names the command type ("JobSubmit"), ignoring the flag bit.
@@ -43,6 +57,8 @@ func (t MessageType) String() string {
 	switch t &^ IgnoreUnknownTypeFlag {
 	case JobSubmitRequestType:
 		return "JobSubmit"
+	case JobSubmitV1RequestType:
+		return "JobSubmit.v1"
 	case JobCancelRequestType:
 		return "JobCancel"
 	case JobPlaceRequestType:
@@ -67,8 +83,12 @@ func (t MessageType) String() string {
 		return "JobPlaceBatch"
 	case SweepSubmitRequestType:
 		return "SweepSubmit"
+	case SweepSubmitV1RequestType:
+		return "SweepSubmit.v1"
 	case SweepStepRequestType:
 		return "SweepStep"
+	case SweepStepV1RequestType:
+		return "SweepStep.v1"
 	case SweepCancelRequestType:
 		return "SweepCancel"
 	case ModelRegisterRequestType:
@@ -80,9 +100,9 @@ func (t MessageType) String() string {
 // JobSubmitRequest creates a job. The leader stamps JobID and SubmitTime. If a
 // job with RequestID exists, the command returns that job instead.
 type JobSubmitRequest struct {
-	JobID     string       `json:"job_id"`
-	RequestID string       `json:"request_id"`
-	Spec      jobspec.Spec `json:"spec"`
+	JobID     string  `json:"job_id"`
+	RequestID string  `json:"request_id"`
+	Spec      JobSpec `json:"spec"`
 	// DatasetVersionID is the dataset version the leader resolved
 	// Spec.Dataset to.
 	DatasetVersionID string    `json:"dataset_version_id,omitempty"`
@@ -210,11 +230,15 @@ func Encode(t MessageType, req any) ([]byte, error) {
 }
 
 // Decode decodes the JSON payload of a command (the entry without its type
-// byte) into out, strictly: unknown fields and trailing data are errors
-// wrapping ErrInvalid.
+// byte) into out, tolerantly: unknown fields are ignored (a newer leader's
+// additive field must not stop an older follower mid-upgrade). A payload
+// that is not one JSON object, a value of the wrong type and trailing data
+// are errors wrapping ErrInvalid: the entry is undecodable.
 func Decode(payload []byte, out any) error {
+	if p := bytes.TrimLeft(payload, " \t\r\n"); len(p) == 0 || p[0] != '{' {
+		return fmt.Errorf("decode %T: %w: not a JSON object", out, ErrInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("decode %T: %w: %w", out, ErrInvalid, err)
 	}
@@ -222,4 +246,14 @@ func Decode(payload []byte, out any) error {
 		return fmt.Errorf("decode %T: %w: trailing data", out, ErrInvalid)
 	}
 	return nil
+}
+
+// DecodeAs decodes a command's payload into a new Req with Decode: the
+// decoder of every command whose current encoding is its Go type's JSON.
+func DecodeAs[Req any](payload []byte) (*Req, error) {
+	req := new(Req)
+	if err := Decode(payload, req); err != nil {
+		return nil, err
+	}
+	return req, nil
 }

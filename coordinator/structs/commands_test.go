@@ -12,7 +12,7 @@ import (
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	spec := jobspec.Defaults()
 	spec.Name, spec.Dataset = "pets", "pets@v1"
-	req := &JobSubmitRequest{JobID: "j1", RequestID: "r1", Spec: spec, SubmitTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
+	req := &JobSubmitRequest{JobID: "j1", RequestID: "r1", Spec: NewJobSpec(spec), SubmitTime: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}
 	buf, err := Encode(JobSubmitRequestType, req)
 	if err != nil {
 		t.Fatal(err)
@@ -29,23 +29,34 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDecodeStrict(t *testing.T) {
+func TestDecode(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload string
+		wantID  string // "" for an undecodable payload
 	}{
-		{"unknown field", `{"id":"w1","bogus":1}`},
-		{"wrong type", `{"id":7}`},
-		{"trailing data", `{"id":"w1"} {"id":"w2"}`},
-		{"not json", `{`},
-		{"empty", ``},
+		{"plain", `{"id":"w1"}`, "w1"},
+		{"unknown field is ignored", `{"id":"w1","bogus":{"a":[1]}}`, "w1"},
+		{"leading space", " \n{\"id\":\"w1\"}\n", "w1"},
+		{"wrong type", `{"id":7}`, ""},
+		{"trailing data", `{"id":"w1"} {"id":"w2"}`, ""},
+		{"trailing garbage", `{"id":"w1"}x`, ""},
+		{"not json", `{`, ""},
+		{"null", `null`, ""},
+		{"array", `[]`, ""},
+		{"empty", ``, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var req WorkerDrainRequest
-			err := Decode([]byte(tt.payload), &req)
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("Decode(%q) = %v, want ErrInvalid", tt.payload, err)
+			req, err := DecodeAs[WorkerDrainRequest]([]byte(tt.payload))
+			if tt.wantID == "" {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("Decode(%q) = %+v, %v; want ErrInvalid", tt.payload, req, err)
+				}
+				return
+			}
+			if err != nil || req.ID != tt.wantID {
+				t.Fatalf("Decode(%q) = %+v, %v; want id %s", tt.payload, req, err, tt.wantID)
 			}
 		})
 	}
@@ -69,6 +80,9 @@ func TestMessageTypeString(t *testing.T) {
 	}
 	if got := JobPlaceBatchRequestType.String(); got != "JobPlaceBatch" || JobPlaceBatchRequestType != 12 {
 		t.Errorf("JobPlaceBatchRequestType = %d %q", uint8(JobPlaceBatchRequestType), got)
+	}
+	if got := JobSubmitV1RequestType.String(); got != "JobSubmit.v1" || JobSubmitV1RequestType != 1 {
+		t.Errorf("JobSubmitV1RequestType = %d %q", uint8(JobSubmitV1RequestType), got)
 	}
 	if got := MessageType(99).String(); got != "MessageType(99)" {
 		t.Errorf("String() = %q", got)

@@ -22,8 +22,9 @@ var (
 	// ErrTooLarge is returned for a request body (an upload) over the
 	// server's size limit; the HTTP API answers it with 413.
 	ErrTooLarge = errors.New("request too large")
-	// ErrUnknownCommand is returned by the FSM for a command type it does not
-	// know and that is not marked IgnoreUnknownTypeFlag.
+	// ErrUnknownCommand is wrapped by the error the FSM halts with on a
+	// command type it does not know and that is not marked
+	// IgnoreUnknownTypeFlag.
 	ErrUnknownCommand = errors.New("unknown command type")
 )
 

@@ -5,8 +5,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	"github.com/trainctl/trainctl/jobspec"
 )
 
 // JobState is the life-cycle state of a job.
@@ -73,8 +71,8 @@ type Job struct {
 	ID string `json:"id"`
 	// RequestID is the client's idempotency key: submitting again with the
 	// same request id returns this job instead of creating a second one.
-	RequestID string       `json:"request_id"`
-	Spec      jobspec.Spec `json:"spec"`
+	RequestID string  `json:"request_id"`
+	Spec      JobSpec `json:"spec"`
 	// DatasetVersionID is the id of the dataset version spec.dataset
 	// resolved to at submission; every attempt trains on that version.
 	DatasetVersionID string `json:"dataset_version_id,omitempty"`

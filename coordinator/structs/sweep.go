@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/trainctl/trainctl/jobspec"
 	"github.com/trainctl/trainctl/tuning"
 )
 
@@ -116,8 +115,8 @@ type SweepBest struct {
 type Sweep struct {
 	ID string `json:"id"`
 	// RequestID is the client's idempotency key, as for jobs.
-	RequestID string      `json:"request_id"`
-	Spec      tuning.Spec `json:"spec"`
+	RequestID string    `json:"request_id"`
+	Spec      SweepSpec `json:"spec"`
 	// DatasetVersionID is the version spec.job.dataset resolved to at
 	// submission; every trial trains on it.
 	DatasetVersionID string     `json:"dataset_version_id,omitempty"`
@@ -173,23 +172,30 @@ type ModelVersion struct {
 	CreateIndex uint64    `json:"create_index"`
 }
 
-// Command types of sweeps and models (see commands.go for the others).
+// Command types of sweeps and models (see commands.go for the others and
+// for the versioning rule).
 const (
-	SweepSubmitRequestType   MessageType = 13
-	SweepStepRequestType     MessageType = 14
+	// SweepSubmitV1RequestType and SweepStepV1RequestType are v1's: their
+	// job specs are jobspec.Spec's JSON, decoded on top of v1's defaults.
+	SweepSubmitV1RequestType MessageType = 13
+	SweepStepV1RequestType   MessageType = 14
 	SweepCancelRequestType   MessageType = 15
 	ModelRegisterRequestType MessageType = 16
+	// SweepSubmitRequestType and SweepStepRequestType (v2) carry the
+	// normalized SweepSpec and JobSpec, decoded plainly.
+	SweepSubmitRequestType MessageType = 18
+	SweepStepRequestType   MessageType = 19
 )
 
 // SweepSubmitRequest creates a sweep in state running with no trials. The
 // leader stamps SweepID and SubmitTime; a repeated RequestID returns the
 // existing sweep.
 type SweepSubmitRequest struct {
-	SweepID          string      `json:"sweep_id"`
-	RequestID        string      `json:"request_id"`
-	Spec             tuning.Spec `json:"spec"`
-	DatasetVersionID string      `json:"dataset_version_id,omitempty"`
-	SubmitTime       time.Time   `json:"submit_time"`
+	SweepID          string    `json:"sweep_id"`
+	RequestID        string    `json:"request_id"`
+	Spec             SweepSpec `json:"spec"`
+	DatasetVersionID string    `json:"dataset_version_id,omitempty"`
+	SubmitTime       time.Time `json:"submit_time"`
 }
 
 // SweepStepRequest is one pass of the sweep controller over one running
@@ -236,7 +242,7 @@ type NewTrial struct {
 	Params      tuning.Params `json:"params"`
 	ResultsSeen int           `json:"results_seen"`
 	JobID       string        `json:"job_id"`
-	Job         jobspec.Spec  `json:"job"`
+	Job         JobSpec       `json:"job"`
 }
 
 // SweepFinish ends a sweep: State is completed or failed. A completed sweep

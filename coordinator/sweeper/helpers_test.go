@@ -37,7 +37,7 @@ type world struct {
 func newWorld(t testing.TB, spec tuning.Spec) *world {
 	return &world{
 		t:       t,
-		sw:      &structs.Sweep{ID: "sw1", Spec: spec, State: structs.SweepRunning, SubmitTime: t0},
+		sw:      &structs.Sweep{ID: "sw1", Spec: structs.NewSweepSpec(spec), State: structs.SweepRunning, SubmitTime: t0},
 		jobs:    map[string]*structs.Job{},
 		metrics: map[string][]structs.Metric{},
 		ckpts:   map[string][]*structs.Checkpoint{},

@@ -29,11 +29,12 @@ func Replay(sw *structs.Sweep) (*Report, error) {
 	if sw == nil {
 		return nil, errors.New("sweeper: replay: no sweep")
 	}
-	sched, err := tuning.NewScheduler(sw.Spec)
+	spec := sw.Spec.User()
+	sched, err := tuning.NewScheduler(spec)
 	if err != nil {
 		return nil, fmt.Errorf("sweeper: replay sweep %s: %w", sw.ID, err)
 	}
-	searcher, err := sw.Spec.NewSearcher()
+	searcher, err := spec.NewSearcher()
 	if err != nil {
 		return nil, fmt.Errorf("sweeper: replay sweep %s: %w", sw.ID, err)
 	}
@@ -46,7 +47,7 @@ func Replay(sw *structs.Sweep) (*Report, error) {
 		}
 	}
 
-	hist := newHistory(sw.Spec, sw.Trials)
+	hist := newHistory(spec, sw.Trials)
 	added := 0 // results folded into hist
 	for n := range sw.Trials {
 		t := &sw.Trials[n]
@@ -59,7 +60,7 @@ func Replay(sw *structs.Sweep) (*Report, error) {
 			continue
 		}
 		if seen < added { // never in a log the controller wrote
-			hist, added = newHistory(sw.Spec, sw.Trials), 0
+			hist, added = newHistory(spec, sw.Trials), 0
 		}
 		hist.add(sw.Results[added:seen]...)
 		added = seen

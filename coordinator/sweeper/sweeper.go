@@ -168,7 +168,7 @@ func (c *Controller) Step(v View, now time.Time) (*structs.SweepStepRequest, err
 func (c *Controller) cache(sw *structs.Sweep) (*sweepCache, error) {
 	sc := c.sweeps[sw.ID]
 	if sc == nil {
-		s, err := sw.Spec.NewSearcher()
+		s, err := sw.Spec.User().NewSearcher()
 		if err != nil {
 			return nil, fmt.Errorf("sweeper: sweep %s: %w", sw.ID, err)
 		}
@@ -182,7 +182,7 @@ func (c *Controller) cache(sw *structs.Sweep) (*sweepCache, error) {
 	if sc.sched != nil {
 		c.log.Info("sweep scheduler rebuilt from its log", "sweep", sw.ID, "results", n, "cached", sc.fed)
 	}
-	sched, err := tuning.NewScheduler(sw.Spec)
+	sched, err := tuning.NewScheduler(sw.Spec.User())
 	if err != nil {
 		return nil, fmt.Errorf("sweeper: sweep %s: %w", sw.ID, err)
 	}
@@ -233,7 +233,7 @@ func budgetOf(unit string, m structs.Metric) (int, error) {
 
 // step computes one pass; see Step.
 func (c *Controller) step(sc *sweepCache, v View, now time.Time) (*structs.SweepStepRequest, error) {
-	sw, spec := v.Sweep, v.Sweep.Spec
+	sw, spec := v.Sweep, v.Sweep.Spec.User()
 	metric, mode := spec.Objective.Metric, spec.Objective.Mode
 	req := &structs.SweepStepRequest{SweepID: sw.ID, Time: now}
 	n := len(sw.Trials)
@@ -372,7 +372,7 @@ func (c *Controller) step(sc *sweepCache, v View, now time.Time) (*structs.Sweep
 			break
 		}
 		req.NewTrials = append(req.NewTrials, structs.NewTrial{
-			Number: k, Params: params, ResultsSeen: seen, JobID: TrialJobID(sw.ID, k), Job: job,
+			Number: k, Params: params, ResultsSeen: seen, JobID: TrialJobID(sw.ID, k), Job: structs.NewJobSpec(job),
 		})
 		hist.propose(k, params)
 		running++
@@ -416,7 +416,7 @@ func finish(sw *structs.Sweep, req *structs.SweepStepRequest, state []structs.Tr
 	if suggestErr != "" {
 		return &structs.SweepFinish{State: structs.SweepFailed, Error: suggestErr}
 	}
-	hist := newHistory(sw.Spec, sw.Trials)
+	hist := newHistory(sw.Spec.User(), sw.Trials)
 	hist.add(sw.Results...)
 	hist.add(req.Results...)
 	obs := hist.best()

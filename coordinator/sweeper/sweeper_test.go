@@ -480,7 +480,7 @@ func TestStepWarnsOnDivergentLog(t *testing.T) {
 }
 
 func TestStepErrors(t *testing.T) {
-	spec := parseSpec(t, lrSpace)
+	spec := structs.NewSweepSpec(parseSpec(t, lrSpace))
 	bad := spec
 	bad.Scheduler.Name = "nope"
 	tests := []struct {
@@ -491,7 +491,7 @@ func TestStepErrors(t *testing.T) {
 		{"no sweep", View{}, "no sweep"},
 		{"misnumbered", View{Sweep: &structs.Sweep{ID: "x", Spec: spec, State: structs.SweepRunning,
 			Trials: []structs.Trial{{Number: 1}}}}, "trial at index 0 has number 1"},
-		{"no concurrency", View{Sweep: &structs.Sweep{ID: "x", Spec: func() tuning.Spec { s := spec; s.MaxConcurrent = 0; return s }(),
+		{"no concurrency", View{Sweep: &structs.Sweep{ID: "x", Spec: func() structs.SweepSpec { s := spec; s.MaxConcurrent = 0; return s }(),
 			State: structs.SweepRunning}}, "max_concurrent 0 must be at least 1"},
 		{"bad scheduler", View{Sweep: &structs.Sweep{ID: "x", Spec: bad, State: structs.SweepRunning}}, `unknown scheduler "nope"`},
 	}
