@@ -19,6 +19,9 @@ var (
 	// ErrNoLeader is returned when the cluster has no known leader (an
 	// election is running, or this server is cut off from a quorum).
 	ErrNoLeader = errors.New("no cluster leader")
+	// ErrTooLarge is returned for a request body (an upload) over the
+	// server's size limit; the HTTP API answers it with 413.
+	ErrTooLarge = errors.New("request too large")
 	// know and that is not marked IgnoreUnknownTypeFlag.
 )
 
@@ -29,6 +32,7 @@ const (
 	CodeConflict  = "conflict"
 	CodeNotLeader = "not_leader"
 	CodeNoLeader  = "no_leader"
+	CodeTooLarge  = "too_large"
 	CodeInternal  = "internal"
 	// CodeOverloaded answers a request a coordinator refused because it
 	// serves as many as it may at once (HTTP 503 with Retry-After).
@@ -44,6 +48,7 @@ var codes = []struct {
 	{CodeConflict, ErrConflict},
 	{CodeNotLeader, ErrNotLeader},
 	{CodeNoLeader, ErrNoLeader},
+	{CodeTooLarge, ErrTooLarge},
 }
 
 // Code returns the HTTP error code for err: the code of the first sentinel

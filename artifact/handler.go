@@ -32,9 +32,28 @@ type PutResult struct {
 	Size   int64  `json:"size"`
 }
 
-// errorBody is the JSON body of every error answer.
+// errorBody is the JSON body of every error answer: the message and a
+// code naming the kind of error, the same codes as the rest of the /v1/
+// API ("invalid", "not_found", "conflict", "too_large", "internal").
 type errorBody struct {
 	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
+}
+
+// codeOf is the error code of an HTTP status.
+func codeOf(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "invalid"
 }
 
 // Handler serves a Store over HTTP at BlobsPath (mount it there without
@@ -47,7 +66,7 @@ type errorBody struct {
 //	GET  /v1/blobs/{digest}  the blob, with Content-Length, ETag and Range
 //	HEAD /v1/blobs/{digest}  the same headers without the body
 //
-// Errors are JSON {"error": "…"}: 400 for a malformed digest or a body that
+// Errors are JSON {"error": "…", "code": "…"}: 400 for a malformed digest or a body that
 // could not be read, 404 for a missing blob, 405 for other methods, 409
 // when the body does not hash to the digest, 413 when it exceeds
 // MaxBlobSize, 500 for failures of the store.
@@ -147,7 +166,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, err err
 	} else {
 		h.log.Debug("blob request refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	}
-	writeJSON(w, code, errorBody{Error: err.Error()})
+	writeJSON(w, code, errorBody{Error: err.Error(), Code: codeOf(code)})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -241,6 +241,9 @@ func (e *Attempts) RegisterCheckpoint(ctx context.Context, id Identity, req *api
 	if err != nil {
 		return zero, fmt.Errorf("job_id: %w", err)
 	}
+	if err := s.verifyCheckpointBlob(ctx, req.Digest); err != nil {
+		return zero, fmt.Errorf("register checkpoint: %w", err)
+	}
 	size, err := s.replicateBlob(ctx, req.Digest)
 	if err != nil {
 		return zero, fmt.Errorf("register checkpoint: %w", err)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/trainer"
 )
 
 // ErrReplication is wrapped by the error of a write whose blob could not be
@@ -131,4 +133,44 @@ func (s *Server) catchUpBlobs(ctx context.Context) {
 		}
 		done = idx
 	}
+}
+
+// verifyCheckpointBlob checks that blob digest is a checkpoint whose file
+// verifies (trainer.VerifyCheckpoint: magic, format version, every length,
+// the SHA-256 digest it ends with, the header and that its parts fit
+// together), reading it in fixed-size pieces. A blob this server lacks is
+// fetched from the others first. A blob that does not verify gives an
+// error wrapping structs.ErrInvalid that says why; one no coordinator
+// holds structs.ErrNotFound.
+func (s *Server) verifyCheckpointBlob(ctx context.Context, digest string) error {
+	if _, err := artifact.ParseDigest(digest); err != nil {
+		return fmt.Errorf("checkpoint: %w: %w", structs.ErrInvalid, err)
+	}
+	if !s.blobs.Has(digest) {
+		peers, err := s.peerHTTPAddrs()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w: %w", digest, ErrReplication, err)
+		}
+		if err := s.replicator.Fetch(ctx, digest, peers); errors.Is(err, artifact.ErrNotFound) {
+			return fmt.Errorf("checkpoint %s: %w: upload it to %s first", digest, structs.ErrNotFound, artifact.BlobsPath)
+		} else if err != nil {
+			return fmt.Errorf("checkpoint %s: %w: %w", digest, ErrReplication, err)
+		}
+	}
+	rc, size, err := s.blobs.Open(digest)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", digest, err)
+	}
+	defer rc.Close()
+	ra, ok := rc.(io.ReaderAt)
+	if !ok {
+		return fmt.Errorf("checkpoint %s: the artifact store's reader cannot read at offsets", digest)
+	}
+	if _, err := trainer.VerifyCheckpoint(ra, size); err != nil {
+		if errors.Is(err, trainer.ErrCorruptCheckpoint) || errors.Is(err, trainer.ErrCheckpointVersion) {
+			return fmt.Errorf("checkpoint %s: %w: the blob is not a valid checkpoint: %w", digest, structs.ErrInvalid, err)
+		}
+		return fmt.Errorf("checkpoint %s: %w", digest, err)
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 	f := c.followers(l)
 
 	// Uploaded to a follower, registered: every coordinator has it.
-	d1 := uploadBlob(t, f[0].srv.HTTPAddr(), []byte("checkpoint 1"))
+	d1 := uploadBlob(t, f[0].srv.HTTPAddr(), testCheckpoint("checkpoint 1"))
 	if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d1, JobID: j.ID, Step: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 	// committed, and the stopped one fetches the blob when it is back.
 	down := slices.Index(c.nodes, f[1])
 	c.stop(down)
-	d2 := uploadBlob(t, l.srv.HTTPAddr(), []byte("checkpoint 2"))
+	d2 := uploadBlob(t, l.srv.HTTPAddr(), testCheckpoint("checkpoint 2"))
 	if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d2, JobID: j.ID, Step: 2}); err != nil {
 		t.Fatal(err)
 	}

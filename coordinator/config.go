@@ -87,6 +87,20 @@ type Config struct {
 	// store holds every blob its state references, fetching the missing
 	// ones from the other coordinators.
 	BlobCatchUpInterval time.Duration
+	// MaxDatasetBytes bounds a dataset version's Arrow file: an upload
+	// (POST /v1/datasets/upload) whose declared length is larger is refused
+	// with 413 before its body is read, one whose body grows past it as
+	// soon as it does, on a follower as on the leader. Importing a version
+	// holds its file in memory, one import at a time, so this is also the
+	// server's memory budget for datasets. Default DefaultMaxDatasetBytes.
+	MaxDatasetBytes int64
+	// MaxBlobBytes bounds a blob (a checkpoint, a dataset version's
+	// canonical file) put to or fetched by this server's artifact store
+	// (/v1/blobs/, replication); larger ones get 413. Blobs are streamed to
+	// disk, so it bounds disk use, not memory. It must be at least
+	// MaxDatasetBytes, as dataset blobs travel between the coordinators
+	// through the same API. Default DefaultMaxBlobBytes.
+	MaxBlobBytes int64
 	// Gossip, when set, makes the server a memberlist member (its bind
 	// address, timings and the members to join; the server sets the node
 	// name and metadata). The leader then turns workers' gossip joins,
@@ -100,6 +114,13 @@ type Config struct {
 	// partition a server).
 	wrapStream func(raft.StreamLayer) raft.StreamLayer
 }
+
+// Default size limits of uploads (see Config.MaxDatasetBytes and
+// Config.MaxBlobBytes).
+const (
+	DefaultMaxDatasetBytes int64 = 256 << 20
+	DefaultMaxBlobBytes    int64 = 1 << 30
+)
 
 // Raft timing at RaftMultiplier 1, the default: a failover in under a
 // second (median) with every core saturated, measured with `make chaos`
@@ -159,6 +180,8 @@ func DefaultConfig() Config {
 		SweepInterval:       time.Second,
 		WorkerLease:         15 * time.Second,
 		BlobCatchUpInterval: 10 * time.Second,
+		MaxDatasetBytes:     DefaultMaxDatasetBytes,
+		MaxBlobBytes:        DefaultMaxBlobBytes,
 	}
 }
 
@@ -181,6 +204,9 @@ func (c *Config) validate() error {
 	}
 	if c.SchedulerInterval <= 0 || c.SweepInterval <= 0 || c.WorkerLease <= 0 || c.BlobCatchUpInterval <= 0 {
 		errs = append(errs, errors.New("scheduler interval, sweep interval, worker lease and blob catch-up interval: must be positive"))
+	}
+	if c.MaxDatasetBytes <= 0 || c.MaxBlobBytes < c.MaxDatasetBytes {
+		errs = append(errs, fmt.Errorf("max dataset bytes %d and max blob bytes %d: want 0 < dataset <= blob", c.MaxDatasetBytes, c.MaxBlobBytes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coordinator config: %w", err)

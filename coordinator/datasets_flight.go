@@ -15,6 +15,7 @@ import (
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
+	"github.com/trainctl/trainctl/internal/durable"
 )
 
 // Datasets on the coordinators. Every server keeps a dataset.Store under
@@ -43,7 +44,12 @@ type datasetService struct {
 	// addr is the advertised Flight address.
 	addr   string
 	flight *stream.Server
-	// importMu serialises imports from blobs into the store.
+	// uploads holds the temporary files of uploads and of blobs being
+	// imported (uploads.go).
+	uploads *durable.TempDir
+	// importMu serialises imports into the store, from uploads and from
+	// blobs: an import holds the version file in memory, so one at a
+	// time keeps that within Config.MaxDatasetBytes.
 	importMu sync.Mutex
 }
 
@@ -51,6 +57,10 @@ type datasetService struct {
 // cfg.FlightAddr (empty: the HTTP listener's host, any free port).
 func (s *Server) startDatasets() error {
 	st, err := dataset.OpenStore(dataset.StoreDir(s.cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	uploads, err := openUploads(s.cfg.DataDir, s.log)
 	if err != nil {
 		return err
 	}
@@ -67,9 +77,10 @@ func (s *Server) startDatasets() error {
 		return fmt.Errorf("flight listen: %w", err)
 	}
 	ds := &datasetService{
-		store:  st,
-		addr:   ln.Addr().String(),
-		flight: stream.NewServer(st, stream.ServerConfig{Logger: s.log}),
+		store:   st,
+		addr:    ln.Addr().String(),
+		flight:  stream.NewServer(st, stream.ServerConfig{Logger: s.log}),
+		uploads: uploads,
 	}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
 		// Listening on all interfaces: others reach it at the HTTP
@@ -146,15 +157,20 @@ func (s *Server) ensureDataset(ctx context.Context, id string) error {
 		return fmt.Errorf("dataset version %s: %w", id, structs.ErrNotFound)
 	case reg.Blob == "":
 		return fmt.Errorf("dataset version %s of %s was registered without its content: %w", dataset.ShortID(id), reg.Name, structs.ErrNotFound)
-	case !s.blobs.Has(reg.Blob):
-		return fmt.Errorf("dataset version %s: this coordinator has not received its blob yet: %w", dataset.ShortID(id), ErrReplication)
+	}
+	info, err := s.blobs.Stat(reg.Blob)
+	switch {
+	case err != nil:
+		return fmt.Errorf("dataset version %s: this coordinator has not received its blob yet: %w: %w", dataset.ShortID(id), ErrReplication, err)
+	case info.Size > s.cfg.MaxDatasetBytes:
+		return fmt.Errorf("dataset version %s: %w", dataset.ShortID(id), tooLargeError("blob "+reg.Blob, s.cfg.MaxDatasetBytes, fmt.Sprintf("%d bytes", info.Size)))
 	}
 	ds.importMu.Lock()
 	defer ds.importMu.Unlock()
 	if ds.store.HasObject(id) {
 		return nil
 	}
-	tmp, err := s.blobToFile(ctx, reg.Blob)
+	tmp, err := s.blobToFile(ctx, reg.Blob, info.Size)
 	if err != nil {
 		return fmt.Errorf("dataset version %s: %w", dataset.ShortID(id), err)
 	}
@@ -166,45 +182,17 @@ func (s *Server) ensureDataset(ctx context.Context, id string) error {
 	return nil
 }
 
-// blobToFile copies a blob into a temporary file under the data directory
-// and returns its path; the caller removes it.
-func (s *Server) blobToFile(ctx context.Context, digest string) (string, error) {
+// blobToFile copies a blob of size bytes into a temporary file of the
+// upload directory and returns its path; the caller removes it.
+func (s *Server) blobToFile(ctx context.Context, digest string, size int64) (string, error) {
 	rc, _, err := s.blobs.Open(digest)
 	if err != nil {
 		return "", err
 	}
 	defer rc.Close()
-	return copyToTemp(ctx, s.cfg.DataDir, rc)
-}
-
-// copyToTemp writes r to a new temporary file in dir and returns its path.
-func copyToTemp(ctx context.Context, dir string, r io.Reader) (string, error) {
-	f, err := os.CreateTemp(dir, ".dataset-*.arrow")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(f, ctxReader{ctx, r})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	// One byte more than the size it had: a blob that changed is refused.
+	path, _, err := receiveUpload(ctx, s.datasets.uploads, io.LimitReader(rc, size+1), "blob "+digest)
+	return path, err
 }
 
 // handleDatasetUpload is POST /v1/datasets/upload?name=NAME: the body is a
@@ -214,24 +202,24 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // the registry entry: 201 when new, 200 when that name and content were
 // registered before.
 func (s *Server) handleDatasetUpload(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
-	}
 	name := r.URL.Query().Get("name")
 	if err := dataset.ValidateName(name); err != nil {
 		writeError(w, fmt.Errorf("name: %w: %w", structs.ErrInvalid, err))
 		return
 	}
+	if !limitBody(w, r, "upload", s.cfg.MaxDatasetBytes) || s.forward(w, r) {
+		return
+	}
 	ctx := r.Context()
-	tmp, err := copyToTemp(ctx, s.cfg.DataDir, r.Body)
+	tmp, _, err := receiveUpload(ctx, s.datasets.uploads, r.Body, "upload")
 	if err != nil {
-		writeError(w, fmt.Errorf("upload: %w: reading the body: %w", structs.ErrInvalid, err))
+		writeError(w, err)
 		return
 	}
 	defer os.Remove(tmp)
-	m, _, err := s.datasets.store.ImportFile(ctx, name, tmp, "", dataset.Source{Kind: "upload"})
+	m, err := s.importUpload(ctx, name, tmp)
 	if err != nil {
-		writeError(w, fmt.Errorf("upload: %w: %w", structs.ErrInvalid, err))
+		writeError(w, err)
 		return
 	}
 	for _, v := range s.State().DatasetVersions(name) {
@@ -268,6 +256,25 @@ func (s *Server) handleDatasetUpload(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, v)
+}
+
+// importUpload imports the uploaded version file at path as a version of
+// name, one import at a time (see datasetService.importMu), and checks
+// that its canonical file fits the blob limit it is replicated under.
+func (s *Server) importUpload(ctx context.Context, name, path string) (dataset.Manifest, error) {
+	ds := s.datasets
+	ds.importMu.Lock()
+	defer ds.importMu.Unlock()
+	m, _, err := ds.store.ImportFile(ctx, name, path, "", dataset.Source{Kind: "upload"})
+	if err != nil {
+		return m, fmt.Errorf("upload: %w: %w", structs.ErrInvalid, err)
+	}
+	if fi, err := os.Stat(ds.store.DataPath(m.ID)); err != nil {
+		return m, fmt.Errorf("upload: %w", err)
+	} else if fi.Size() > s.cfg.MaxBlobBytes {
+		return m, tooLargeError("upload", s.cfg.MaxBlobBytes, fmt.Sprintf("its canonical file has %d bytes", fi.Size()))
+	}
+	return m, nil
 }
 
 // putDatasetBlob stores the dataset store's file of version id in the

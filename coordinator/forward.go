@@ -128,6 +128,9 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 		},
 		Transport: s.proxyTransport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if writeBodyTooLarge(w, err) {
+				return
+			}
 			writeError(w, fmt.Errorf("forward to leader %s: %w: %w", nl.LeaderID, structs.ErrNotLeader, err))
 		},
 	}

@@ -79,7 +79,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET /v1/datasets/flight", serve(s, queryID("id"), e.Datasets.Flight)},
 		{"GET /v1/cluster/status", serve(s, noRequest[StatusRequest], e.Cluster.Status)},
 		{"POST /v1/cluster/join", serve(s, jsonBody[api.JoinRequest], e.Cluster.Join)},
-		{artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{Logger: s.log.With("component", "blobs")})},
+		{artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{MaxBlobSize: s.cfg.MaxBlobBytes, Logger: s.log.With("component", "blobs")})},
 	}
 }
 
@@ -258,6 +258,8 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, structs.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, structs.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, structs.ErrNotLeader), errors.Is(err, structs.ErrNoLeader), errors.Is(err, ErrReplication):
 		return http.StatusServiceUnavailable
 	}

@@ -72,6 +72,9 @@ func (e *Models) Register(ctx context.Context, id Identity, req *api.RegisterMod
 	if latest, err := s.State().Model(req.Name); err == nil && latest.Checkpoint == cmd.Checkpoint {
 		return reply(convertPtr(latest, apiModelVersion)), nil
 	}
+	if err := s.verifyCheckpointBlob(ctx, cmd.Checkpoint); err != nil {
+		return zero, fmt.Errorf("register model: %w", err)
+	}
 	cmd.Name = req.Name
 	cmd.Time = time.Now().UTC()
 	resp, err := s.raftApply(ctx, structs.ModelRegisterRequestType, cmd)

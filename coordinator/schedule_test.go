@@ -159,12 +159,13 @@ func TestSchedulePlacesJob(t *testing.T) {
 	if _, err := w.cl.ReportMetrics(ctx, j.ID, []api.Metric{{Attempt: 1, Epoch: 1, Step: 20, Values: map[string]float64{"loss": 0.4}}}); err != nil {
 		t.Fatal(err)
 	}
-	digest := uploadBlob(t, s.HTTPAddr(), []byte("checkpoint at step 20"))
+	ckpt := testCheckpoint("checkpoint at step 20")
+	digest := uploadBlob(t, s.HTTPAddr(), ckpt)
 	cp, err := w.cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 20, Epoch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cp.Size != int64(len("checkpoint at step 20")) {
+	if cp.Size != int64(len(ckpt)) {
 		t.Fatalf("checkpoint size %d", cp.Size)
 	}
 
@@ -269,7 +270,7 @@ func TestPreemptedAttemptRequeuesWithoutCounting(t *testing.T) {
 	spec.MaxRestarts = 0
 	j := submit(t, w.cl, spec)
 	w.assignment(j.ID, 1)
-	digest := uploadBlob(t, s.HTTPAddr(), []byte("checkpoint on notice"))
+	digest := uploadBlob(t, s.HTTPAddr(), testCheckpoint("checkpoint on notice"))
 	if _, err := w.cl.RegisterCheckpoint(context.Background(), api.RegisterCheckpointBody{Digest: digest, JobID: j.ID, Attempt: 1, Step: 7}); err != nil {
 		t.Fatal(err)
 	}

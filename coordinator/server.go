@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("artifact store: %w", err)
 	}
 	s.replicator = artifact.NewReplicator(s.blobs, artifact.ReplicatorConfig{
-		Client: artifact.ClientConfig{ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second},
+		Client: artifact.ClientConfig{ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second, MaxBlobSize: cfg.MaxBlobBytes},
 		Logger: logger.With("component", "artifact"),
 	})
 	if err := s.startDatasets(); err != nil {

@@ -163,7 +163,7 @@ func (d *trialDriver) epoch(ctx context.Context, a api.WorkerAssignment, e int, 
 	values := map[string]float64{sweepMetric: v}
 	var digest string
 	if ckpt {
-		data := fmt.Appendf(nil, "checkpoint of job %s attempt %d epoch %d", a.JobID, a.Attempt, e)
+		data := testCheckpoint(fmt.Sprintf("checkpoint of job %s attempt %d epoch %d", a.JobID, a.Attempt, e))
 		digest = artifactDigest(data)
 		pushed := 0
 		for _, addr := range d.addrs {
@@ -380,7 +380,7 @@ func TestModelRegistry(t *testing.T) {
 	j := submit(t, cl, testSpec("modelled"))
 	var digests []string
 	for step := range 2 {
-		d := uploadBlob(t, s.HTTPAddr(), fmt.Appendf(nil, "checkpoint %d", step))
+		d := uploadBlob(t, s.HTTPAddr(), testCheckpoint(fmt.Sprintf("checkpoint %d", step)))
 		if _, err := cl.RegisterCheckpoint(ctx, api.RegisterCheckpointBody{Digest: d, JobID: j.ID, Step: int64(step)}); err != nil {
 			t.Fatal(err)
 		}

@@ -208,7 +208,7 @@ func openVersionBytes(data []byte) (v *Version, err error) {
 	if !bytes.HasPrefix(data, []byte("ARROW1")) {
 		return nil, fmt.Errorf("%w: not an Arrow IPC file: no leading ARROW1 magic (%d bytes)", ErrCorrupt, len(data))
 	}
-	fr, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(memory.DefaultAllocator))
+	fr, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(newBudgetAllocator(maxDecodeBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a complete Arrow IPC file (%d bytes): %v", ErrCorrupt, len(data), err)
 	}
@@ -218,12 +218,16 @@ func openVersionBytes(data []byte) (v *Version, err error) {
 		return nil, err
 	}
 	v = &Version{meta: meta, schema: fr.Schema(), bySplit: map[string][]int{}}
+	opened := v // v is nil once a return below says so
 	ok := false
 	defer func() {
 		if !ok {
-			v.Close()
+			opened.Close()
 		}
 	}()
+	if nb := fr.NumRecords(); nb > maxVersionBatches {
+		return nil, fmt.Errorf("%w: %d record batches, at most %d are read", ErrCorrupt, nb, maxVersionBatches)
+	}
 	lastID := ""
 	for b := range fr.NumRecords() {
 		rec, err := fr.RecordBatchAt(b)
@@ -252,6 +256,9 @@ func (v *Version) addBatch(b int, rec arrow.RecordBatch, lastID *string) error {
 		return fmt.Errorf("%w: record batch %d has unexpected column types", ErrCorrupt, b)
 	}
 	rows := int(rec.NumRows())
+	if rows < 0 || rows > maxVersionRows-v.n {
+		return fmt.Errorf("%w: record batch %d has %d rows, more than the %d a version may have", ErrCorrupt, b, rec.NumRows(), maxVersionRows)
+	}
 	for c, col := range rec.Columns() {
 		if col.Len() != rows {
 			return fmt.Errorf("%w: record batch %d column %s has %d rows, want %d", ErrCorrupt, b, rec.ColumnName(c), col.Len(), rows)

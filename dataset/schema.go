@@ -56,8 +56,8 @@ func (m Meta) MaskBytes() int { return m.Height * m.Width }
 // Validate reports whether the geometry and classes are usable.
 func (m Meta) Validate() error {
 	switch {
-	case m.Height <= 0 || m.Width <= 0:
-		return fmt.Errorf("%w: image size %dx%d must be positive", ErrSchema, m.Height, m.Width)
+	case m.Height <= 0 || m.Width <= 0 || m.Height > MaxImageSide || m.Width > MaxImageSide:
+		return fmt.Errorf("%w: image size %dx%d: each side must be 1..%d", ErrSchema, m.Height, m.Width, MaxImageSide)
 	case m.Channels != 1 && m.Channels != 3:
 		return fmt.Errorf("%w: %d channels (want 1 or 3)", ErrSchema, m.Channels)
 	case len(m.Classes) < 2 || len(m.Classes) > 255:

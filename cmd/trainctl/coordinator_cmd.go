@@ -67,6 +67,8 @@ func coordinatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "worker-lease", Usage: "how long a worker may miss heartbeats before its attempts are requeued", Value: d.WorkerLease},
 			&cli.DurationFlag{Name: "scheduler-interval", Usage: "how often the leader runs a scheduling pass besides the passes events trigger", Value: d.SchedulerInterval},
 			&cli.DurationFlag{Name: "blob-catch-up-interval", Usage: "how often a coordinator fetches referenced blobs it lacks", Value: d.BlobCatchUpInterval},
+			&cli.Int64Flag{Name: "max-dataset-bytes", Usage: "largest dataset version file an upload may send (413 beyond); one import at a time holds it in memory", Value: d.MaxDatasetBytes},
+			&cli.Int64Flag{Name: "max-blob-bytes", Usage: "largest blob (checkpoint, dataset file) the artifact store accepts (413 beyond); at least --max-dataset-bytes", Value: d.MaxBlobBytes},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		}, gossipFlags("gossip addresses `ADDR[,ADDR...]` of other coordinators to join (default: start a new gossip cluster)")...),
@@ -169,6 +171,7 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 	cfg.WorkerLease = c.Duration("worker-lease")
 	cfg.SchedulerInterval = c.Duration("scheduler-interval")
 	cfg.BlobCatchUpInterval = c.Duration("blob-catch-up-interval")
+	cfg.MaxDatasetBytes, cfg.MaxBlobBytes = c.Int64("max-dataset-bytes"), c.Int64("max-blob-bytes")
 
 	g, err := gossipConfig(c, "coordinator", false)
 	if err != nil {

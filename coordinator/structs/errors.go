@@ -19,6 +19,9 @@ var (
 	// ErrNoLeader is returned when the cluster has no known leader (an
 	// election is running, or this server is cut off from a quorum).
 	ErrNoLeader = errors.New("no cluster leader")
+	// ErrTooLarge is returned for a request body (an upload) over the
+	// server's size limit; the HTTP API answers it with 413.
+	ErrTooLarge = errors.New("request too large")
 	// ErrUnknownCommand is wrapped by the error the FSM halts with on a
 	// command type it does not know and that is not marked
 	// IgnoreUnknownTypeFlag.
@@ -32,6 +35,7 @@ const (
 	CodeConflict       = "conflict"
 	CodeNotLeader      = "not_leader"
 	CodeNoLeader       = "no_leader"
+	CodeTooLarge       = "too_large"
 	CodeUnknownCommand = "unknown_command"
 	CodeInternal       = "internal"
 )
@@ -45,6 +49,7 @@ var codes = []struct {
 	{CodeConflict, ErrConflict},
 	{CodeNotLeader, ErrNotLeader},
 	{CodeNoLeader, ErrNoLeader},
+	{CodeTooLarge, ErrTooLarge},
 	{CodeUnknownCommand, ErrUnknownCommand},
 }
 
