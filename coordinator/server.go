@@ -54,6 +54,8 @@ type Server struct {
 
 	// schedKick asks the leader's scheduler for a pass (schedule.go).
 	schedKick chan struct{}
+	// replaySem holds one token per sweep replay running (one at a time).
+	replaySem chan struct{}
 	// sweepKick asks the leader's sweep controller for a pass (sweep.go).
 	sweepKick chan struct{}
 	// lease tracks worker heartbeats; set while this server leads
@@ -94,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		fsm:       state.NewFSM(logger.With("component", "fsm")),
 		leaderCh:  make(chan bool, 8),
 		schedKick: make(chan struct{}, 1),
+		replaySem: make(chan struct{}, 1),
 		sweepKick: make(chan struct{}, 1),
 		proxyTransport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,

@@ -182,11 +182,21 @@ func leaderboard(trials []structs.Trial, mode tuning.Mode) []structs.Trial {
 // /v1/sweeps/{id}/replay). Any coordinator answers from its own state, so
 // asking each checks that they all agree.
 func (e *Sweeps) Replay(ctx context.Context, id Identity, req *ObjectRequest) (Reply[*api.SweepReplay], error) {
+	s := e.srv
 	sw, _, err := e.sweep(ctx, id, req, false)
 	if err != nil {
 		return Reply[*api.SweepReplay]{}, err
 	}
-	rep, err := sweeper.Replay(sw)
+	// One replay at a time per server: a replay recomputes every
+	// suggestion (seconds to minutes for a large TPE sweep), so a burst of
+	// them must not take every core from the server's real work.
+	select {
+	case s.replaySem <- struct{}{}:
+		defer func() { <-s.replaySem }()
+	case <-ctx.Done():
+		return Reply[*api.SweepReplay]{}, fmt.Errorf("replay sweep %s: waiting for another replay: %w", sw.ID, ctx.Err())
+	}
+	rep, err := sweeper.Replay(ctx, sw)
 	if err != nil {
 		return Reply[*api.SweepReplay]{}, fmt.Errorf("replay sweep %s: %w", sw.ID, err)
 	}

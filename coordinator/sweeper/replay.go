@@ -1,6 +1,7 @@
 package sweeper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,9 +24,10 @@ type Report = api.SweepReplay
 // That history's rule, tuning.Spec.SearchHistory, is part of the replay
 // contract: a sweep recorded under another rule (before histories became
 // budget-aware under early stopping) replays with mismatches.
-// It errs only when the spec builds no scheduler or searcher; differences
-// go into the report.
-func Replay(sw *structs.Sweep) (*Report, error) {
+// It errs only when the spec builds no scheduler or searcher, or when ctx
+// ends (a large TPE sweep takes a while: the API's caller may go away);
+// differences go into the report.
+func Replay(ctx context.Context, sw *structs.Sweep) (*Report, error) {
 	if sw == nil {
 		return nil, errors.New("sweeper: replay: no sweep")
 	}
@@ -50,6 +52,9 @@ func Replay(sw *structs.Sweep) (*Report, error) {
 	hist := newHistory(spec, sw.Trials)
 	added := 0 // results folded into hist
 	for n := range sw.Trials {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("sweeper: replay sweep %s: stopped at trial %d: %w", sw.ID, n, err)
+		}
 		t := &sw.Trials[n]
 		if t.Number != n {
 			rep.Mismatches = append(rep.Mismatches, fmt.Sprintf("trials[%d]: recorded number %d", n, t.Number))

@@ -1,7 +1,9 @@
 package sweeper
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"math"
 	"slices"
@@ -102,7 +104,7 @@ func TestReplay(t *testing.T) {
 			if sw.Trials[5].State != structs.TrialFailed || sw.Trials[5].Error != "oom" {
 				t.Fatalf("trial 5: %+v", sw.Trials[5])
 			}
-			rep, err := Replay(sw)
+			rep, err := Replay(context.Background(), sw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +139,7 @@ func TestReplay(t *testing.T) {
 		t.Run("tampered "+tt.name, func(t *testing.T) {
 			sw := cloneSweep(t, orig)
 			tt.tamper(sw)
-			rep, err := Replay(sw)
+			rep, err := Replay(context.Background(), sw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +151,7 @@ func TestReplay(t *testing.T) {
 
 	bad := cloneSweep(t, orig)
 	bad.Spec.Searcher.Name = "nope"
-	if _, err := Replay(bad); err == nil || !strings.Contains(err.Error(), `unknown searcher "nope"`) {
+	if _, err := Replay(context.Background(), bad); err == nil || !strings.Contains(err.Error(), `unknown searcher "nope"`) {
 		t.Fatalf("replay with a bad spec: %v", err)
 	}
 }
@@ -218,11 +220,25 @@ func TestStepBudgetAwareHistory(t *testing.T) {
 		t.Fatalf("trial 3: the any-budget history suggests the same %s; the test shows nothing", want)
 	}
 	w.apply(req)
-	rep, err := Replay(cloneSweep(t, w.sw))
+	rep, err := Replay(context.Background(), cloneSweep(t, w.sw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !rep.OK() || rep.Suggestions != 4 {
 		t.Fatalf("replay: %+v", rep)
+	}
+}
+
+// TestReplayStopsWithItsContext checks that a replay whose caller went
+// away stops instead of recomputing every suggestion.
+func TestReplayStopsWithItsContext(t *testing.T) {
+	w := runSweep(t, parseSpec(t, lrSpace+"searcher: {name: tpe, n_startup: 3}\nmax_trials: 6\nmax_concurrent: 2\nbudget: {max: 2}\n"))
+	if len(w.sw.Trials) == 0 {
+		t.Fatal("no trials to replay; the test shows nothing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Replay(ctx, cloneSweep(t, w.sw)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Replay with an ended context: %v, want context.Canceled", err)
 	}
 }

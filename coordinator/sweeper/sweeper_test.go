@@ -2,6 +2,7 @@ package sweeper
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"math"
 	"slices"
@@ -109,7 +110,7 @@ func TestStepASHAHandWorked(t *testing.T) {
 	if req := w.step(c, 99); req != nil {
 		t.Errorf("step of a finished sweep: %+v", req)
 	}
-	rep, err := Replay(sw)
+	rep, err := Replay(context.Background(), sw)
 	if err != nil || !rep.OK() || rep.Results != len(sw.Results) || rep.Suggestions != 9 {
 		t.Errorf("replay %+v, %v", rep, err)
 	}
