@@ -2,9 +2,10 @@ package api
 
 import "errors"
 
-// Sentinel errors. The state store, the server and the client wrap them with
-// context; callers check them with errors.Is. The HTTP API carries them as the
-// "code" of an error body (see Code and ErrorForCode).
+// Sentinel errors. The client wraps them (APIError unwraps to the one its
+// code names) and the server returns them, so callers check them with
+// errors.Is. The HTTP API carries them as the "code" of an error body (see
+// Code and ErrorForCode).
 var (
 	// ErrNotFound is returned for an unknown job, worker, checkpoint or dataset.
 	ErrNotFound = errors.New("not found")
@@ -22,7 +23,6 @@ var (
 	// ErrTooLarge is returned for a request body (an upload) over the
 	// server's size limit; the HTTP API answers it with 413.
 	ErrTooLarge = errors.New("request too large")
-	// know and that is not marked IgnoreUnknownTypeFlag.
 )
 
 // Error codes used in HTTP error bodies.

@@ -273,7 +273,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	writeJSON(w, status, api.ErrorBody{Error: err.Error(), Code: structs.Code(err), RequestID: w.Header().Get(requestIDHeader)})
+	writeJSON(w, status, api.ErrorBody{Error: err.Error(), Code: api.Code(err), RequestID: w.Header().Get(requestIDHeader)})
 }
 
 // decodeJSON decodes a JSON request body strictly into out: valid UTF-8,

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/jobspec"
 )
 
@@ -62,15 +63,17 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestCodes(t *testing.T) {
-	for _, sentinel := range []error{ErrNotFound, ErrInvalid, ErrConflict, ErrNotLeader, ErrNoLeader, ErrUnknownCommand} {
+// TestErrorsAreTheAPIs checks that the server's sentinels are the API's,
+// so that what the server returns maps to a code and back.
+func TestErrorsAreTheAPIs(t *testing.T) {
+	for _, sentinel := range []error{ErrNotFound, ErrInvalid, ErrConflict, ErrNotLeader, ErrNoLeader, ErrTooLarge} {
 		wrapped := fmt.Errorf("context: %w", sentinel)
-		if got := ErrorForCode(Code(wrapped)); got != sentinel {
-			t.Errorf("ErrorForCode(Code(%v)) = %v", wrapped, got)
+		if got := api.ErrorForCode(api.Code(wrapped)); got != sentinel {
+			t.Errorf("api.ErrorForCode(api.Code(%v)) = %v", wrapped, got)
 		}
 	}
-	if Code(errors.New("boom")) != CodeInternal || ErrorForCode(CodeInternal) != nil {
-		t.Error("an unknown error should map to internal and back to nil")
+	if api.Code(fmt.Errorf("halt: %w", ErrUnknownCommand)) != api.CodeInternal {
+		t.Error("the FSM's own ErrUnknownCommand should reach the API as internal")
 	}
 }
 
