@@ -76,6 +76,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return apply(l.Index, payload, f.store.cancelSweep)
 	case structs.ModelRegisterRequestType:
 		return apply(l.Index, payload, f.store.registerModel)
+	case structs.JobProgressRequestType:
+		return apply(l.Index, payload, f.store.progressJob)
+	case structs.JobsGCRequestType:
+		return apply(l.Index, payload, f.store.collectJobs)
+	case structs.SweepsGCRequestType:
+		return apply(l.Index, payload, f.store.collectSweeps)
+	case structs.CheckpointsGCRequestType:
+		return apply(l.Index, payload, f.store.collectCheckpoints)
+	case structs.DatasetRemoveRequestType:
+		return apply(l.Index, payload, f.store.removeDataset)
 	}
 	if ignoreUnknown {
 		f.log.Warn("skipping unknown command type", "type", uint8(t), "index", l.Index)
