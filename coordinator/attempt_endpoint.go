@@ -99,7 +99,7 @@ func (s *Server) handleAttemptReport(w http.ResponseWriter, r *http.Request) {
 }
 
 // reportProgress handles a running report: its metrics, if any, become a
-// metric report of the job.
+// step point of the job (recordMetrics).
 func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *structs.Job, att structs.Attempt, body api.AttemptReportBody) {
 	if att.State != structs.AttemptRunning {
 		writeError(w, fmt.Errorf("attempt %d of job %s: %w: it ended %s", att.Number, j.ID, structs.ErrConflict, att.State))
@@ -109,13 +109,10 @@ func (s *Server) reportProgress(w http.ResponseWriter, r *http.Request, j *struc
 		writeJSON(w, http.StatusOK, j)
 		return
 	}
-	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, progressReport(j.ID, att.Number, body))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.kickSweepsFor(j)
-	writeJSON(w, http.StatusOK, resp)
+	s.recordMetrics(w, r, j, []api.Metric{{
+		Kind: api.MetricStep, JobID: j.ID, Attempt: att.Number, Epoch: body.Epoch, Step: body.Step,
+		Values: body.Metrics, Time: time.Now().UTC(),
+	}})
 }
 
 // progressReport is the metric report of an attempt report's metrics.
@@ -124,41 +121,6 @@ func progressReport(jobID string, attempt int, body api.AttemptReportBody) *stru
 		JobID: jobID, Attempt: attempt, Epoch: body.Epoch, Step: body.Step,
 		Values: body.Metrics, Time: time.Now().UTC(),
 	}}}
-}
-
-// handleMetricsReport is POST /v1/jobs/{id}/metrics: body
-// api.MetricsBody, a batch of metric reports (typically one per epoch)
-// committed as one entry; the last one becomes the job's progress. Answers
-// the job.
-func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
-	if s.forward(w, r) {
-		return
-	}
-	var body api.MetricsBody
-	if err := decodeBody(w, r, &body); err != nil {
-		writeError(w, err)
-		return
-	}
-	id := r.PathValue("id")
-	now := time.Now().UTC()
-	for i := range body.Metrics {
-		m := &body.Metrics[i]
-		if m.JobID == "" {
-			m.JobID = id
-		}
-		if m.Time.IsZero() {
-			m.Time = now
-		}
-	}
-	resp, err := s.raftApply(r.Context(), structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: id, Metrics: convertSlice(body.Metrics, serverMetric)})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if j, ok := resp.(*structs.Job); ok {
-		s.kickSweepsFor(j)
-	}
-	writeJSON(w, http.StatusOK, resp)
 }
 
 // handleCheckpointRegister is POST /v1/checkpoints: body

@@ -78,6 +78,9 @@ type Config struct {
 	// store holds every blob its state references, fetching the missing
 	// ones from the other coordinators.
 	BlobCatchUpInterval time.Duration
+	// GC is the leader's garbage collection and the bounds of the step
+	// metrics this coordinator keeps (gc.go, metrics_endpoint.go).
+	GC GCConfig
 	// Gossip, when set, makes the server a memberlist member (its bind
 	// address, timings and the members to join; the server sets the node
 	// name and metadata). The leader then turns workers' gossip joins,
@@ -115,6 +118,7 @@ func DefaultConfig() Config {
 		SweepInterval:       time.Second,
 		WorkerLease:         15 * time.Second,
 		BlobCatchUpInterval: 10 * time.Second,
+		GC:                  DefaultGCConfig(),
 	}
 }
 
@@ -138,6 +142,7 @@ func (c *Config) validate() error {
 	if c.SchedulerInterval <= 0 || c.SweepInterval <= 0 || c.WorkerLease <= 0 || c.BlobCatchUpInterval <= 0 {
 		errs = append(errs, errors.New("scheduler interval, sweep interval, worker lease and blob catch-up interval: must be positive"))
 	}
+	errs = append(errs, c.GC.validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coordinator config: %w", err)
 	}

@@ -146,21 +146,6 @@ func (s *Server) handleJobCancel(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// handleJobMetrics is GET /v1/jobs/{id}/metrics: the job's metric reports in
-// commit order.
-func (s *Server) handleJobMetrics(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.State().Job(id); err != nil {
-		writeError(w, err)
-		return
-	}
-	out := s.State().Metrics(id)
-	if out == nil {
-		out = []structs.Metric{}
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 // handleCheckpointList is GET /v1/checkpoints[?job=ID]: checkpoint records,
 // of one job or of all.
 func (s *Server) handleCheckpointList(w http.ResponseWriter, r *http.Request) {

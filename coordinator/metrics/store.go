@@ -189,6 +189,13 @@ func (s *Store) ProgressDue(jobID string, now time.Time, every time.Duration) bo
 	return true
 }
 
+// Jobs returns the ids of the jobs with a series, sorted.
+func (s *Store) Jobs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.jobs))
+}
+
 // Remove drops the series of the given jobs.
 func (s *Store) Remove(jobIDs ...string) {
 	s.mu.Lock()
