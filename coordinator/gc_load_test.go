@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,6 +120,7 @@ func (ld gcLoad) job(ctx context.Context, s *Server, cl *api.Client, i int) erro
 	}
 	if ld.legacy {
 		for _, m := range steps {
+			m.JobID = id
 			if _, err := s.raftApply(ctx, structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: id, Metrics: []structs.Metric{serverMetric(m)}}); err != nil {
 				return err
 			}
@@ -160,8 +162,8 @@ type gcMeasure struct {
 	// fresh FSM from it.
 	Snapshot int64
 	Restore  time.Duration
-	// HeapInuse (after a GC) and RSS are the test process's, which runs
-	// all three coordinators.
+	// HeapInuse and RSS (after a GC that returns freed memory to the OS)
+	// are the test process's, which runs all three coordinators.
 	HeapInuse, RSS uint64
 	Jobs, Checkpoints, Points int
 }
@@ -207,7 +209,7 @@ func measure(tb testing.TB, l *node) gcMeasure {
 	}
 	m.Restore = time.Since(start)
 	data = nil
-	runtime.GC()
+	debug.FreeOSMemory() // a GC, and the freed memory back to the OS: RSS as it can be
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.HeapInuse = ms.HeapInuse
