@@ -175,6 +175,9 @@ func TestStepMetricsFromAnyCoordinator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	j := submit(t, c.client(), testSpec("curves"))
+	for _, f := range fs {
+		waitJob(t, f.srv, j.ID, "the job on "+f.cfg.NodeID, func(*api.Job) error { return nil })
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	point := func(step int64) api.Metric {
 		return api.Metric{Kind: api.MetricStep, Attempt: 1, Step: step, Time: now.Add(time.Duration(step)), Values: map[string]float64{"loss": 1 / float64(step)}}
@@ -192,6 +195,9 @@ func TestStepMetricsFromAnyCoordinator(t *testing.T) {
 	}
 	if got := len(l.srv.metrics.Series(j.ID)); got != 2 {
 		t.Fatalf("leader holds %d step points, want its own 2", got)
+	}
+	if got := len(fs[0].srv.metrics.Series(j.ID)); got != 1 {
+		t.Fatalf("follower holds %d step points, want the 1 it received", got)
 	}
 	if got := len(fs[1].srv.metrics.Series(j.ID)); got != 0 {
 		t.Fatalf("follower that got only a report holds %d step points", got)

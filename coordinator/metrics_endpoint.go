@@ -47,6 +47,12 @@ import (
 // time).
 const metricsMissingHeader = "X-Trainctl-Metrics-Missing"
 
+// stepsStoredHeader marks a metrics report a follower forwarded after
+// storing its step points: the one step point it carries is the progress
+// to commit, not a point to store again. A report forwarded without it
+// (its job was unknown to the follower) is stored by the leader.
+const stepsStoredHeader = "X-Trainctl-Steps-Stored-By"
+
 // maxPeerMetricsBytes bounds the answer of one coordinator to a local
 // metrics read.
 const maxPeerMetricsBytes = 32 << 20
@@ -123,8 +129,8 @@ func (s *Server) handleMetricsReport(w http.ResponseWriter, r *http.Request) {
 
 // recordMetrics stores a job's step points here and commits its reports,
 // or the progress when due, forwarding them to the leader from a follower.
-// A request a follower forwarded carries no step point but the one to
-// commit as the progress.
+// A request a follower forwarded after storing its step points carries no
+// step point but the one to commit as the progress (stepsStoredHeader).
 func (s *Server) recordMetrics(w http.ResponseWriter, r *http.Request, j *structs.Job, ms []api.Metric) {
 	now := time.Now().UTC()
 	steps, reports, err := s.splitMetrics(j, ms, now)
@@ -132,7 +138,7 @@ func (s *Server) recordMetrics(w http.ResponseWriter, r *http.Request, j *struct
 		writeError(w, err)
 		return
 	}
-	forwarded := r.Header.Get(forwardedHeader) != ""
+	forwarded := r.Header.Get(stepsStoredHeader) != ""
 	var progress *api.Metric
 	if len(steps) > 0 {
 		if !forwarded {
@@ -158,6 +164,7 @@ func (s *Server) recordMetrics(w http.ResponseWriter, r *http.Request, j *struct
 		if progress != nil {
 			fwd = append(fwd, *progress)
 		}
+		r.Header.Set(stepsStoredHeader, s.cfg.NodeID)
 		s.forwardBody(w, r, api.MetricsBody{Metrics: fwd})
 		return
 	}
