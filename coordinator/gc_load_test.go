@@ -164,7 +164,7 @@ type gcMeasure struct {
 	Restore  time.Duration
 	// HeapInuse and RSS (after a GC that returns freed memory to the OS)
 	// are the test process's, which runs all three coordinators.
-	HeapInuse, RSS uint64
+	HeapInuse, RSS            uint64
 	Jobs, Checkpoints, Points int
 }
 
