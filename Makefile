@@ -33,6 +33,7 @@ test-short:
 # Debian's python3-torch: apt-get install python3-torch).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS) | tee $(BENCHOUT)
+	TRAINCTL_GC_BENCH=10000 $(GO) test -count=1 -v -run '^TestGCBenchmark$$' -timeout 60m ./coordinator/ | tee -a $(BENCHOUT)
 	$(GO) run ./trainer/bench -threads $$(nproc) | tee -a $(BENCHOUT)
 
 # The whole system on this machine: coordinator, worker and serving in one

@@ -204,7 +204,15 @@ type Metric struct {
 	Step    int64              `json:"step"`
 	Values  map[string]float64 `json:"values"`
 	Time    time.Time          `json:"time"`
+	// Kind is MetricStep for a point of the step series (loss and
+	// throughput as training goes), which only the coordinator that
+	// received it keeps, or empty for a report the cluster replicates: an
+	// epoch-end evaluation, what sweeps and serving judge a job by.
+	Kind string `json:"kind,omitempty"`
 }
+
+// MetricStep is the Kind of a step-series point.
+const MetricStep = "step"
 
 // DatasetVersion is a dataset version in the cluster registry; its blob lives
 // in the artifact store under ID.

@@ -43,6 +43,11 @@ type AttemptReportRequest struct {
 type MetricsReportRequest struct {
 	JobID string
 	Body  api.MetricsBody
+	// StepsStoredBy names the follower that forwarded the request after
+	// storing its step points (HTTP header X-Trainctl-Steps-Stored-By):
+	// the step point it carries is the progress to commit, not one to
+	// store again.
+	StepsStoredBy string
 }
 
 // Report records a worker's report on an attempt (POST
@@ -141,16 +146,13 @@ func (s *Server) reportProgress(ctx context.Context, j *structs.Job, att structs
 	if len(body.Metrics) == 0 {
 		return reply(convertPtr(j, apiJob)), nil
 	}
-	resp, err := s.raftApply(ctx, structs.MetricsReportRequestType, progressReport(j.ID, att.Number, body))
-	if err != nil {
-		return Reply[*api.Job]{}, err
-	}
-	s.kickSweepsFor(j)
-	out, err := answer(resp, apiJob)
-	return reply(out), err
+	return s.recordMetrics(ctx, j, []api.Metric{{
+		Kind: api.MetricStep, JobID: j.ID, Attempt: att.Number, Epoch: body.Epoch, Step: body.Step,
+		Values: body.Metrics, Time: time.Now().UTC(),
+	}}, false)
 }
 
-// progressReport is the metric report of an attempt report's metrics.
+// progressReport is the metric report of an outcome report's metrics.
 func progressReport(jobID string, attempt int, body *api.AttemptReportBody) *structs.MetricsReportRequest {
 	return &structs.MetricsReportRequest{JobID: jobID, Metrics: []structs.Metric{{
 		JobID: jobID, Attempt: attempt, Epoch: body.Epoch, Step: body.Step,
@@ -158,9 +160,11 @@ func progressReport(jobID string, attempt int, body *api.AttemptReportBody) *str
 	}}}
 }
 
-// ReportMetrics records a batch of metric reports of a job (POST
-// /v1/jobs/{id}/metrics, typically one report per epoch), committed as
-// one entry; the last one becomes the job's progress. Answers the job.
+// ReportMetrics records a batch of metrics of a job (POST
+// /v1/jobs/{id}/metrics): step points (kind "step") stay in the metrics
+// store of the coordinator that received them; reports (epoch ends) are
+// committed as one entry, and the progress at most every
+// GCConfig.ProgressInterval (see metrics_endpoint.go). Answers the job.
 func (e *Attempts) ReportMetrics(ctx context.Context, id Identity, req *MetricsReportRequest) (Reply[*api.Job], error) {
 	s := e.srv
 	var zero Reply[*api.Job]
@@ -192,18 +196,18 @@ func (e *Attempts) ReportMetrics(ctx context.Context, id Identity, req *MetricsR
 			m.Time = now
 		}
 	}
-	if err := s.leaderOnly(ctx); err != nil {
-		return zero, err
+	j, err := s.State().Job(req.JobID)
+	if errors.Is(err, structs.ErrNotFound) {
+		// This server may not have applied the submission yet: the
+		// leader takes the whole request.
+		if err := s.leaderOnly(ctx); err != nil {
+			return zero, err
+		}
 	}
-	resp, err := s.raftApply(ctx, structs.MetricsReportRequestType, &structs.MetricsReportRequest{JobID: req.JobID, Metrics: convertSlice(req.Body.Metrics, serverMetric)})
 	if err != nil {
 		return zero, err
 	}
-	if j, ok := resp.(*structs.Job); ok {
-		s.kickSweepsFor(j)
-	}
-	j, err := answer(resp, apiJob)
-	return reply(j), err
+	return s.recordMetrics(ctx, j, req.Body.Metrics, req.StepsStoredBy != "")
 }
 
 // RegisterCheckpoint registers a checkpoint (POST /v1/checkpoints) whose

@@ -101,6 +101,9 @@ type Config struct {
 	// MaxDatasetBytes, as dataset blobs travel between the coordinators
 	// through the same API. Default DefaultMaxBlobBytes.
 	MaxBlobBytes int64
+	// GC is the leader's garbage collection and the bounds of the step
+	// metrics this coordinator keeps (gc.go, metrics_endpoint.go).
+	GC GCConfig
 	// Gossip, when set, makes the server a memberlist member (its bind
 	// address, timings and the members to join; the server sets the node
 	// name and metadata). The leader then turns workers' gossip joins,
@@ -182,6 +185,7 @@ func DefaultConfig() Config {
 		BlobCatchUpInterval: 10 * time.Second,
 		MaxDatasetBytes:     DefaultMaxDatasetBytes,
 		MaxBlobBytes:        DefaultMaxBlobBytes,
+		GC:                  DefaultGCConfig(),
 	}
 }
 
@@ -208,6 +212,7 @@ func (c *Config) validate() error {
 	if c.MaxDatasetBytes <= 0 || c.MaxBlobBytes < c.MaxDatasetBytes {
 		errs = append(errs, fmt.Errorf("max dataset bytes %d and max blob bytes %d: want 0 < dataset <= blob", c.MaxDatasetBytes, c.MaxBlobBytes))
 	}
+	errs = append(errs, c.GC.validate())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coordinator config: %w", err)
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
@@ -51,6 +52,7 @@ const (
 	ActionModelRead          Action = "model:read"
 	ActionDatasetRegister    Action = "dataset:register"
 	ActionDatasetRead        Action = "dataset:read"
+	ActionDatasetRemove      Action = "dataset:remove"
 	ActionWorkerRegister     Action = "worker:register"
 	ActionWorkerRead         Action = "worker:read"
 	ActionWorkerDrain        Action = "worker:drain"
@@ -76,6 +78,8 @@ type Reply[T any] struct {
 	// (blocking queries; HTTP sends it as api.IndexHeader), set also
 	// when the read answers an error after reading; 0 otherwise.
 	Index uint64
+	// Header, when set, holds headers of the answer (HTTP sends them).
+	Header http.Header
 }
 
 // reply is a Reply of v with no index, not created.

@@ -33,6 +33,13 @@ const forwardedHeader = "X-Trainctl-Forwarded-By"
 type notLeaderError struct {
 	// LeaderID and Addr are the leader's node id and HTTP address.
 	LeaderID, Addr string
+	// Path, Body and Header, when set, replace the forwarded request's
+	// path and body and add headers: an endpoint that did part of a write
+	// here (a follower that stored a report's step points) passes on only
+	// what is left for the leader.
+	Path   string
+	Body   []byte
+	Header http.Header
 }
 
 func (e *notLeaderError) Error() string {
@@ -106,6 +113,15 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 	target := &url.URL{Scheme: "http", Host: nl.Addr}
 	reqID := w.Header().Get(requestIDHeader)
 	out := r.Clone(r.Context())
+	if nl.Body != nil {
+		body = bytes.NewReader(nl.Body)
+	}
+	if nl.Path != "" {
+		out.URL.Path, out.URL.RawPath = nl.Path, ""
+	}
+	for k, vs := range nl.Header {
+		out.Header[k] = vs
+	}
 	out.Body = io.NopCloser(body)
 	if b, ok := body.(*bytes.Reader); ok {
 		out.ContentLength = int64(b.Len())

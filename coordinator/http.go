@@ -54,7 +54,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET /v1/jobs", serve(s, decodeJobList, e.Jobs.List)},
 		{"GET /v1/jobs/{id}", serve(s, pathID("id"), e.Jobs.Get)},
 		{"POST /v1/jobs/{id}/cancel", serve(s, pathID("id"), e.Jobs.Cancel)},
-		{"GET /v1/jobs/{id}/metrics", serve(s, pathID("id"), e.Jobs.Metrics)},
+		{"GET /v1/jobs/{id}/metrics", serve(s, decodeJobMetrics, e.Jobs.Metrics)},
 		{"POST /v1/jobs/{id}/metrics", serve(s, decodeMetricsReport, e.Attempts.ReportMetrics)},
 		{"POST /v1/jobs/{id}/attempts/{n}", serve(s, decodeAttemptReport, e.Attempts.Report)},
 		{"GET /v1/checkpoints", serve(s, decodeCheckpointList, e.Jobs.Checkpoints)},
@@ -77,6 +77,9 @@ func (s *Server) apiRoutes() []route {
 		{"POST /v1/datasets", serve(s, jsonBody[api.RegisterDatasetBody], e.Datasets.Register)},
 		{"POST /v1/datasets/upload", http.HandlerFunc(s.handleDatasetUpload)},
 		{"GET /v1/datasets/flight", serve(s, queryID("id"), e.Datasets.Flight)},
+		{"DELETE /v1/datasets/{name}/versions/{version}", serve(s, decodeDatasetRemove, e.Datasets.Remove)},
+		{"GET /v1/gc/jobs", serve(s, decodeList, e.Jobs.Summaries)},
+		{"GET /v1/gc/sweeps", serve(s, decodeList, e.Sweeps.Summaries)},
 		{"GET /v1/cluster/status", serve(s, noRequest[StatusRequest], e.Cluster.Status)},
 		{"POST /v1/cluster/join", serve(s, jsonBody[api.JoinRequest], e.Cluster.Join)},
 		{artifact.BlobsPath, artifact.NewHandler(s.blobs, artifact.HandlerConfig{MaxBlobSize: s.cfg.MaxBlobBytes, Logger: s.log.With("component", "blobs")})},
@@ -134,6 +137,9 @@ func serve[Req, Resp any](s *Server, decode decodeFunc[Req], call endpointFunc[R
 		if errors.As(err, &nl) {
 			s.proxyToLeader(w, r, bytes.NewReader(body), nl)
 			return
+		}
+		for k, vs := range rep.Header {
+			w.Header()[k] = vs
 		}
 		if rep.Index > 0 {
 			// A read answers its index with an error too (a blocking
@@ -219,7 +225,25 @@ func decodeDatasetList(r *http.Request, _ []byte, req *DatasetListRequest) error
 
 func decodeMetricsReport(r *http.Request, body []byte, req *MetricsReportRequest) error {
 	req.JobID = r.PathValue("id")
+	req.StepsStoredBy = r.Header.Get(stepsStoredHeader)
 	return decodeJSON(body, &req.Body)
+}
+
+func decodeJobMetrics(r *http.Request, _ []byte, req *JobMetricsRequest) error {
+	req.ID = r.PathValue("id")
+	if v := r.URL.Query().Get("local"); v != "" {
+		local, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("local: %w: %q is not a boolean", structs.ErrInvalid, api.Truncate(v, 16))
+		}
+		req.Local = local
+	}
+	return queryOptions(r, &req.QueryOptions)
+}
+
+func decodeDatasetRemove(r *http.Request, _ []byte, req *DatasetRemoveRequest) error {
+	req.Name, req.Version = r.PathValue("name"), r.PathValue("version")
+	return nil
 }
 
 func decodeAttemptReport(r *http.Request, body []byte, req *AttemptReportRequest) error {

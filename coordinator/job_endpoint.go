@@ -181,27 +181,6 @@ func (e *Jobs) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (Rep
 	return reply(j), err
 }
 
-// Metrics answers a job's metric reports in commit order (GET
-// /v1/jobs/{id}/metrics).
-func (e *Jobs) Metrics(ctx context.Context, id Identity, req *ObjectRequest) (Reply[[]api.Metric], error) {
-	s := e.srv
-	if err := s.authorize(ctx, id, ActionJobRead); err != nil {
-		return Reply[[]api.Metric]{}, err
-	}
-	if err := checkID("id", api.KindJob, req.ID); err != nil {
-		return Reply[[]api.Metric]{}, err
-	}
-	idx := s.waitTables(ctx, req.QueryOptions, state.TableMetrics, state.TableJobs)
-	if _, err := s.State().Job(req.ID); err != nil {
-		return Reply[[]api.Metric]{Index: idx}, err
-	}
-	out := convertSlice(s.State().Metrics(req.ID), apiMetric)
-	if out == nil {
-		out = []api.Metric{}
-	}
-	return Reply[[]api.Metric]{Value: out, Index: idx}, nil
-}
-
 // Checkpoints answers checkpoint records, of one job or of all (GET
 // /v1/checkpoints[?job=ID]).
 func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointListRequest) (Reply[[]*api.Checkpoint], error) {

@@ -88,6 +88,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	wg.Go(func() { s.runScheduler(ctx) })
 	wg.Go(func() { s.runSweeps(ctx) })
 	wg.Go(func() { s.runLeases(ctx, lease) })
+	wg.Go(func() { s.runGC(ctx) })
 	if s.member != nil {
 		wg.Go(func() { s.runMembership(ctx, lease) })
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/artifact"
+	"github.com/trainctl/trainctl/coordinator/metrics"
 	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/membership"
 )
@@ -51,6 +52,8 @@ type Server struct {
 	// datasets is the dataset store and its Flight server
 	// (datasets_flight.go).
 	datasets *datasetService
+	// metrics holds the step points this server received (metrics_endpoint.go).
+	metrics *metrics.Store
 
 	// schedKick asks the leader's scheduler for a pass (schedule.go).
 	schedKick chan struct{}
@@ -130,6 +133,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Client: artifact.ClientConfig{ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second, MaxBlobSize: cfg.MaxBlobBytes},
 		Logger: logger.With("component", "artifact"),
 	})
+	s.initMetrics()
+	s.fsm.State().OnRemoved(s.removeArtifacts)
 	if err := s.startDatasets(); err != nil {
 		s.Shutdown()
 		return nil, fmt.Errorf("datasets: %w", err)
@@ -227,6 +232,7 @@ func (s *Server) Shutdown() error {
 			errs = append(errs, s.transport.Close())
 		}
 		s.wg.Wait()
+		s.saveMetrics()
 		if s.member != nil {
 			errs = append(errs, s.member.Shutdown())
 		}

@@ -567,7 +567,7 @@ func (r *agentReporter) Report(ctx context.Context, b MetricsBatch) error {
 		for _, s := range b.Steps {
 			sum += s.Loss
 		}
-		ms = append(ms, api.Metric{Attempt: b.Attempt, Epoch: last.Epoch, Step: last.Step, Time: last.Time.UTC(),
+		ms = append(ms, api.Metric{Kind: api.MetricStep, Attempt: b.Attempt, Epoch: last.Epoch, Step: last.Step, Time: last.Time.UTC(),
 			Values: map[string]float64{"loss": last.Loss, "mean_loss": sum / float64(n), "images_per_sec": last.ImagesPerSec}})
 	}
 	for _, e := range b.Epochs {

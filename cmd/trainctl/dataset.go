@@ -552,14 +552,21 @@ func datasetRmCommand() *cli.Command {
 		ArgsUsage: "NAME[@VER]",
 		Description: "Removes the version's manifest, and its file when no other name uses the same\n" +
 			"content. NAME alone means the latest version; --all removes them all.\n\n" +
-			"Example:\n  trainctl dataset rm shapes@v1\n  trainctl dataset rm --all shapes",
-		Flags: []cli.Flag{
+			"With --coordinator (or TRAINCTL_COORDINATOR) it removes the version from the\n" +
+			"cluster registry instead, and its blob from every coordinator; it is refused\n" +
+			"while a job that has not ended, or a running sweep, uses it.\n\n" +
+			"Example:\n  trainctl dataset rm shapes@v1\n  trainctl dataset rm --all shapes\n" +
+			"  trainctl dataset rm --coordinator 127.0.0.1:7421 shapes@v1",
+		Flags: withClusterFlags(
 			&cli.BoolFlag{Name: "all", Usage: "remove every version of NAME"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			ref, err := oneArg(c)
 			if err != nil {
 				return err
+			}
+			if c.IsSet(flagCoordinator) {
+				return runClusterDatasetRm(c, ref)
 			}
 			p, err := newPrinter(c)
 			if err != nil {

@@ -500,7 +500,13 @@ func jobLogLines(j *api.Job, ms []api.Metric) []logLine {
 		}
 	}
 	for i, m := range ms {
-		out = append(out, logLine{Time: m.Time, Kind: "metrics", Attempt: m.Attempt, Epoch: m.Epoch, Step: m.Step, Values: m.Values, key: "m" + strconv.Itoa(i)})
+		// Keyed by content, not position: the coordinators' step points
+		// merge into the list in step order, not in the order they arrive.
+		key := fmt.Sprintf("m%d/%d/%s/%d/%d", m.Attempt, m.Step, m.Kind, m.Time.UnixNano(), len(m.Values))
+		if m.Time.IsZero() {
+			key += "/" + strconv.Itoa(i)
+		}
+		out = append(out, logLine{Time: m.Time, Kind: "metrics", Attempt: m.Attempt, Epoch: m.Epoch, Step: m.Step, Values: m.Values, key: key})
 	}
 	if j.State.Terminal() {
 		s := fmt.Sprintf("job %s %s", j.ID, j.State)

@@ -76,6 +76,11 @@ func (s *Store) commands() map[structs.MessageType]command {
 		structs.SweepStepRequestType:          handle(structs.DecodeAs[structs.SweepStepRequest], s.stepSweep),
 		structs.SweepCancelRequestType:        handle(structs.DecodeAs[structs.SweepCancelRequest], s.cancelSweep),
 		structs.ModelRegisterRequestType:      handle(structs.DecodeAs[structs.ModelRegisterRequest], s.registerModel),
+		structs.JobProgressRequestType:        handle(structs.DecodeAs[structs.JobProgressRequest], s.progressJob),
+		structs.JobsGCRequestType:             handle(structs.DecodeAs[structs.JobsGCRequest], s.collectJobs),
+		structs.SweepsGCRequestType:           handle(structs.DecodeAs[structs.SweepsGCRequest], s.collectSweeps),
+		structs.CheckpointsGCRequestType:      handle(structs.DecodeAs[structs.CheckpointsGCRequest], s.collectCheckpoints),
+		structs.DatasetRemoveRequestType:      handle(structs.DecodeAs[structs.DatasetRemoveRequest], s.removeDataset),
 	}
 }
 

@@ -29,6 +29,10 @@ type snapshotData struct {
 	// snapshot written before them lacks the keys and decodes to none.
 	Sweeps []*structs.Sweep        `json:"sweeps"`
 	Models []*structs.ModelVersion `json:"models"`
+	// JobSummaries and SweepSummaries came with garbage collection (gc.go);
+	// a snapshot written before lacks them and decodes to none.
+	JobSummaries   []*structs.JobSummary   `json:"job_summaries,omitempty"`
+	SweepSummaries []*structs.SweepSummary `json:"sweep_summaries,omitempty"`
 }
 
 // capture copies the tables into a snapshotData under the read lock. The
@@ -61,6 +65,7 @@ func (s *Store) capture() *snapshotData {
 	for _, name := range slices.Sorted(maps.Keys(s.t.models)) {
 		d.Models = append(d.Models, s.t.models[name]...)
 	}
+	s.captureGC(d)
 	return d
 }
 
@@ -122,5 +127,6 @@ func decodeSnapshot(r io.Reader) (tables, error) {
 	for _, m := range d.Models {
 		t.models[m.Name] = append(t.models[m.Name], m)
 	}
+	restoreGC(&t, &d)
 	return t, nil
 }

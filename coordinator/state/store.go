@@ -21,6 +21,8 @@ type Store struct {
 	tableIndex map[Table]uint64
 	// notify is closed, and replaced, on every change (see Wait).
 	notify chan struct{}
+	// onRemoved is told what garbage collection removed (see gc.go).
+	onRemoved RemovedFunc
 }
 
 // tables is the state proper; every map value is immutable once stored.
@@ -44,6 +46,8 @@ type tables struct {
 	sweepsByRequest map[string]string
 	// models lists each model name's versions in version order.
 	models map[string][]*structs.ModelVersion
+	// gc holds what garbage collection leaves of jobs and sweeps (gc.go).
+	gc gcTables
 }
 
 func newTables() tables {
@@ -60,6 +64,7 @@ func newTables() tables {
 		sweeps:          make(map[string]*structs.Sweep),
 		sweepsByRequest: make(map[string]string),
 		models:          make(map[string][]*structs.ModelVersion),
+		gc:              newGCTables(),
 	}
 }
 

@@ -362,7 +362,7 @@ func (s *Store) registerDataset(index uint64, req *structs.DatasetRegisterReques
 	v := &structs.DatasetVersion{
 		Name:        req.Name,
 		ID:          req.ID,
-		Seq:         len(versions) + 1,
+		Seq:         nextSeq(versions),
 		Manifest:    manifest.Bytes(),
 		Blob:        req.Blob,
 		CreateTime:  req.Time,

@@ -94,6 +94,9 @@ func (t MessageType) String() string {
 	case ModelRegisterRequestType:
 		return "ModelRegister"
 	}
+	if name, ok := gcTypeName(t &^ IgnoreUnknownTypeFlag); ok {
+		return name
+	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
