@@ -137,7 +137,9 @@ func hostileCases() map[string][]hostileCase {
 		"GET /v1/jobs":              join(queryCases("/v1/jobs", "state"), blockingCases("/v1/jobs")),
 		"GET /v1/jobs/{id}":         join(pathCases("GET", "/v1/jobs/{id}", "id"), blockingCases("/v1/jobs/JOB")),
 		"POST /v1/jobs/{id}/cancel": join(pathCases("POST", "/v1/jobs/{id}/cancel", "id"), []hostileCase{{name: "oversized body", method: "POST", path: "/v1/jobs/JOB/cancel", body: bytes.Repeat([]byte("x"), maxBodyBytes+1), status: http.StatusBadRequest}}),
-		"GET /v1/jobs/{id}/metrics": join(pathCases("GET", "/v1/jobs/{id}/metrics", "id"), blockingCases("/v1/jobs/JOB/metrics")),
+		"GET /v1/jobs/{id}/metrics": join(pathCases("GET", "/v1/jobs/{id}/metrics", "id"), blockingCases("/v1/jobs/JOB/metrics"), []hostileCase{
+			{name: "local not a boolean", method: "GET", path: "/v1/jobs/JOB/metrics?local=maybe", status: http.StatusBadRequest},
+		}),
 		"POST /v1/jobs/{id}/metrics": join(pathCases("POST", "/v1/jobs/{id}/metrics", "id"), bodyCases("/v1/jobs/JOB/metrics"), bodies("/v1/jobs/JOB/metrics", map[string]string{
 			"metrics wrong type": `{"metrics":{"loss":1}}`,
 			"step negative":      `{"metrics":[{"step":-1,"values":{"loss":1}}]}`,
@@ -227,6 +229,15 @@ func hostileCases() map[string][]hostileCase {
 			{name: "not an arrow file", method: "POST", path: "/v1/datasets/upload?name=d", body: []byte("not arrow"), status: http.StatusBadRequest},
 		},
 		"GET /v1/datasets/flight": queryCases("/v1/datasets/flight", "id"),
+		"DELETE /v1/datasets/{name}/versions/{version}": join(
+			pathCases("DELETE", "/v1/datasets/{name}/versions/v1", "name"),
+			[]hostileCase{
+				{name: "version huge", method: "DELETE", path: "/v1/datasets/shapes/versions/" + hugeID, status: http.StatusBadRequest},
+				{name: "version unknown", method: "DELETE", path: "/v1/datasets/shapes/versions/v99", status: http.StatusBadRequest},
+				{name: "name unknown", method: "DELETE", path: "/v1/datasets/nosuch/versions/latest", status: http.StatusBadRequest},
+			}),
+		"GET /v1/gc/jobs":   blockingCases("/v1/gc/jobs"),
+		"GET /v1/gc/sweeps": blockingCases("/v1/gc/sweeps"),
 		"GET /v1/cluster/status": {
 			{name: "header huge", method: "GET", path: "/v1/cluster/status", header: http.Header{"X-Big": {strings.Repeat("h", 2*maxHeaderBytes)}},
 				status: http.StatusRequestHeaderFieldsTooLarge, uncoded: true},

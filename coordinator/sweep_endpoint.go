@@ -45,7 +45,7 @@ func (e *Sweeps) Submit(ctx context.Context, id Identity, req *api.SubmitSweepBo
 		datasetField: "spec.job.dataset",
 		commit: func(ctx context.Context, sweepID, version string) (any, error) {
 			return s.raftApply(ctx, structs.SweepSubmitRequestType, &structs.SweepSubmitRequest{
-				SweepID: sweepID, RequestID: req.RequestID, Spec: structs.NewSweepSpec(req.Spec), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
+				SweepID: sweepID, RequestID: req.RequestID, Spec: structs.NewSweepSpec(req.Spec.Normalized()), DatasetVersionID: version, SubmitTime: time.Now().UTC(),
 			})
 		},
 		id:   func(sw *structs.Sweep) string { return sw.ID },

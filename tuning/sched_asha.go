@@ -51,7 +51,7 @@ func (cfg ASHAConfig) withEta() (ASHAConfig, error) {
 		return cfg, err
 	}
 	if cfg.Eta == 0 {
-		cfg.Eta = 3
+		cfg.Eta = defaultEta
 	}
 	if cfg.Eta < 2 || cfg.Eta > MaxReductionFactor {
 		return cfg, fmt.Errorf("scheduler: reduction factor %d must be in 2..%d", cfg.Eta, MaxReductionFactor)

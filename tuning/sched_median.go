@@ -47,7 +47,7 @@ func NewMedian(cfg MedianConfig) (*Median, error) {
 		cfg.GracePeriod = cfg.MinBudget
 	}
 	if cfg.MinTrials == 0 {
-		cfg.MinTrials = 3
+		cfg.MinTrials = defaultMedianMinTrials
 	}
 	if cfg.GracePeriod < 0 || cfg.MinTrials < 0 {
 		return nil, fmt.Errorf("scheduler: grace period %d and min trials %d must not be negative", cfg.GracePeriod, cfg.MinTrials)
