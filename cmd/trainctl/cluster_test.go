@@ -438,6 +438,9 @@ func TestCoordinatorRaftTiming(t *testing.T) {
 		if err := app.Run(args); err != nil || cfgErr != nil {
 			t.Fatalf("%v: %v, %v", tt.extra, err, cfgErr)
 		}
+		if cfg.GC != coordinator.DefaultGCConfig() {
+			t.Errorf("%v: GC config %+v, want the defaults", tt.extra, cfg.GC)
+		}
 		if cfg.HeartbeatTimeout != tt.heartbeat || cfg.ElectionTimeout != tt.election || cfg.LeaderLeaseTimeout != tt.lease {
 			t.Errorf("%v: heartbeat %v, election %v, lease %v; want %v, %v, %v", tt.extra,
 				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, tt.heartbeat, tt.election, tt.lease)
@@ -466,6 +469,8 @@ func TestCoordinatorCommand(t *testing.T) {
 		{[]string{"--bootstrap", "--raft-multiplier", "0"}, []string{"--raft-multiplier: raft multiplier 0: want 1..10"}},
 		{[]string{"--bootstrap", "--leader-lease-timeout", "1s"}, []string{"leader lease 1s, heartbeat 300ms, election 300ms: want lease ≤ heartbeat ≤ election timeout"}},
 		{[]string{"--bootstrap", "extra"}, []string{"takes no arguments"}},
+		{[]string{"--bootstrap", "--job-retention", "-1s"}, []string{"gc: retentions and limits: must not be negative"}},
+		{[]string{"--bootstrap", "--gc-interval", "0s"}, []string{"gc: interval"}},
 	} {
 		args := append(append([]string{}, base...), tt.extra...)
 		var out bytes.Buffer

@@ -69,6 +69,9 @@ func coordinatorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "blob-catch-up-interval", Usage: "how often a coordinator fetches referenced blobs it lacks", Value: d.BlobCatchUpInterval},
 			&cli.Int64Flag{Name: "max-dataset-bytes", Usage: "largest dataset version file an upload may send (413 beyond); one import at a time holds it in memory", Value: d.MaxDatasetBytes},
 			&cli.Int64Flag{Name: "max-blob-bytes", Usage: "largest blob (checkpoint, dataset file) the artifact store accepts (413 beyond); at least --max-dataset-bytes", Value: d.MaxBlobBytes},
+			&cli.DurationFlag{Name: "job-retention", Usage: "how long a finished job stays whole before garbage collection replaces it by a summary (with its metrics and the checkpoints nothing else refers to)", Value: d.GC.JobRetention},
+			&cli.DurationFlag{Name: "sweep-retention", Usage: "how long a finished sweep stays whole before garbage collection replaces it by a summary", Value: d.GC.SweepRetention},
+			&cli.DurationFlag{Name: "gc-interval", Usage: "how often the leader collects finished jobs and sweeps, unreferenced checkpoints and removed datasets", Value: d.GC.Interval},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		}, gossipFlags("gossip addresses `ADDR[,ADDR...]` of other coordinators to join (default: start a new gossip cluster)")...),
@@ -172,6 +175,8 @@ func coordinatorConfig(c *cli.Context) (coordinator.Config, error) {
 	cfg.SchedulerInterval = c.Duration("scheduler-interval")
 	cfg.BlobCatchUpInterval = c.Duration("blob-catch-up-interval")
 	cfg.MaxDatasetBytes, cfg.MaxBlobBytes = c.Int64("max-dataset-bytes"), c.Int64("max-blob-bytes")
+	cfg.GC.JobRetention, cfg.GC.SweepRetention = c.Duration("job-retention"), c.Duration("sweep-retention")
+	cfg.GC.Interval = c.Duration("gc-interval")
 
 	g, err := gossipConfig(c, "coordinator", false)
 	if err != nil {
