@@ -195,6 +195,9 @@ type activeRun struct {
 	// assignment that follows is its own doing, not a reason to stop it.
 	reported atomic.Bool
 	done     chan struct{}
+	// listed is the index of the assignments listing that first showed
+	// the run: a coordinator at that index or past it knows its job.
+	listed uint64
 }
 
 // Run registers the worker (and, with cfg.Gossip, joins the gossip
@@ -359,17 +362,18 @@ func (a *Agent) watchAssignments(ctx context.Context, w *api.Watch, runs map[run
 	// A run no longer assigned whose job a lagging coordinator still
 	// shows running is checked again soon, not after a full wait.
 	w.Wait = a.cfg.AssignmentWait
-	if a.reconcile(ctx, list, runs, seen, wg) {
+	if a.reconcile(ctx, list, meta.LastIndex, runs, seen, wg) {
 		w.Wait = a.cfg.PollInterval
 	}
 	return pause
 }
 
-// reconcile brings the runs in line with the assignments list: it forgets
-// finished runs, starts new attempts and stops those the coordinators
-// ended. It reports whether a run is left that is no longer assigned but
-// whose attempt still shows running, to be checked again.
-func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) (recheck bool) {
+// reconcile brings the runs in line with the assignments list, answered
+// at index: it forgets finished runs, starts new attempts and stops those
+// the coordinators ended. It reports whether a run is left that is no
+// longer assigned but whose attempt still shows running, or whose job a
+// lagging coordinator does not know, to be checked again.
+func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, index uint64, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) (recheck bool) {
 	for k, r := range runs {
 		select {
 		case <-r.done:
@@ -389,7 +393,7 @@ func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs
 			a.cfg.onAssignment(wa)
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		r := &activeRun{cancel: cancel, done: make(chan struct{})}
+		r := &activeRun{cancel: cancel, done: make(chan struct{}), listed: index}
 		runs[k] = r
 		wg.Add(1)
 		go func() {
@@ -410,11 +414,15 @@ func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs
 		}
 		// Not assigned any more: stop it if its attempt ended or its job
 		// is gone (a lagging coordinator may still show it running,
-		// which is safe: it is checked again soon).
-		j, err := a.api.Job(ctx, k.job)
+		// which is safe: it is checked again soon). A job is collected
+		// only once it ended and its retention passed, so "not found"
+		// from a coordinator that has not reached the listing that
+		// placed the run here (one the client failed over to, still
+		// catching up) is that coordinator lagging: checked again too.
+		j, meta, err := a.api.JobQuery(ctx, k.job, nil)
 		var state api.AttemptState
 		switch {
-		case errors.Is(err, api.ErrNotFound):
+		case errors.Is(err, api.ErrNotFound) && meta.LastIndex > 0 && meta.LastIndex >= r.listed:
 			state = "gone"
 		case err != nil:
 			recheck = true
