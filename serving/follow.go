@@ -139,6 +139,13 @@ func shortHex(digest string) string {
 
 func shortID(id string) string { return id[:min(8, len(id))] }
 
+// DefaultFollowWait is the default FollowConfig.Wait. It is short, not
+// the coordinators' api.DefaultBlockingWait of minutes: a coordinator cut
+// off from the cluster (not crashed) answers a blocking query only when its
+// wait ends, and a new checkpoint goes unseen until then. An idle follower
+// pays for it with one request per 30 s.
+const DefaultFollowWait = 30 * time.Second
+
 // FollowConfig configures Follow.
 type FollowConfig struct {
 	// API reaches the coordinators; Peers are their HTTP addresses, to
@@ -163,7 +170,7 @@ type FollowConfig struct {
 	// a coordinator without blocking queries it polls every Interval.
 	Interval time.Duration
 	// Wait is how long one blocking query on the target waits for a change
-	// before it is sent again (default api.DefaultBlockingWait).
+	// before it is sent again (default DefaultFollowWait).
 	Wait time.Duration
 	// AskTimeout bounds one resolution, and the first question to the
 	// coordinators, retries included (default 10 s), so that unreachable
@@ -208,7 +215,7 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		cfg.AskTimeout = 10 * time.Second
 	}
 	if cfg.Wait <= 0 {
-		cfg.Wait = api.DefaultBlockingWait
+		cfg.Wait = DefaultFollowWait
 	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = artifact.NewClient(artifact.ClientConfig{})

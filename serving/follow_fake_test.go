@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,8 @@ type fakeCoordinator struct {
 	blobs       map[string][]byte // digest -> bytes
 	blobGets    map[string]int    // digest -> GETs answered
 	modelGets   int               // GET /v1/models/NAME answered
+	index       uint64            // the api.IndexHeader of every answer when not 0
+	waits       []string          // the "wait" of each blocking query, in order
 }
 
 func newFakeCoordinator(t *testing.T) *fakeCoordinator {
@@ -57,6 +60,12 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 	reply := func(v any) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
+	}
+	if f.index > 0 {
+		w.Header().Set(api.IndexHeader, strconv.FormatUint(f.index, 10))
+	}
+	if v := r.URL.Query().Get("wait"); v != "" && r.URL.Query().Get("index") != "" {
+		f.waits = append(f.waits, v)
 	}
 	p := r.URL.Path
 	switch {

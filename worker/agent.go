@@ -20,6 +20,14 @@ import (
 	"github.com/trainctl/trainctl/membership"
 )
 
+// DefaultAssignmentWait is the default AgentConfig.AssignmentWait. It is
+// short, not the coordinators' api.DefaultBlockingWait of minutes: a
+// coordinator cut off from the cluster (not crashed) answers a blocking
+// query only when its wait ends, and until then the leader's placements on
+// this worker (whose heartbeats fail over to the others) go unseen. An idle
+// worker pays for it with one request per 30 s.
+const DefaultAssignmentWait = 30 * time.Second
+
 // AgentConfig configures an Agent. Zero fields take the defaults noted.
 type AgentConfig struct {
 	// ID names the worker in the cluster (required); a restarted worker
@@ -51,7 +59,7 @@ type AgentConfig struct {
 	HeartbeatInterval time.Duration
 	// AssignmentWait is how long one blocking query for the worker's
 	// assignments waits for a change before it is sent again (default
-	// api.DefaultBlockingWait; the coordinators cut it to
+	// DefaultAssignmentWait; the coordinators cut it to
 	// api.MaxBlockingWait). A new assignment wakes the query at once.
 	AssignmentWait time.Duration
 	// PollInterval is the pause before retrying a failed registration and
@@ -141,7 +149,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.AssignmentWait <= 0 {
-		cfg.AssignmentWait = api.DefaultBlockingWait
+		cfg.AssignmentWait = DefaultAssignmentWait
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
