@@ -40,6 +40,7 @@ type fakeCoordinator struct {
 	modelGets   int               // GET /v1/models/NAME answered
 	index       uint64            // the api.IndexHeader of every answer when not 0
 	waits       []string          // the "wait" of each blocking query, in order
+	jobQueries  int               // blocking GET /v1/jobs/ID answered
 }
 
 func newFakeCoordinator(t *testing.T) *fakeCoordinator {
@@ -70,6 +71,9 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/v1/jobs/"+f.job.ID && f.job.ID != "":
+		if r.URL.Query().Get("index") != "" {
+			f.jobQueries++
+		}
 		reply(f.job)
 	case p == "/v1/jobs/"+f.job.ID+"/metrics" && f.job.ID != "":
 		if f.failMetrics {
