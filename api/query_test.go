@@ -166,6 +166,10 @@ func TestWatch(t *testing.T) {
 	if q := w.Options(); q.WaitIndex != 0 {
 		t.Fatalf("after Reset the query waits past %d, want 0", q.WaitIndex)
 	}
+	w.SetIndex(41)
+	if q := w.Options(); q.WaitIndex != 41 || w.Index() != 41 {
+		t.Fatalf("after SetIndex(41) the query waits past %d, want 41", q.WaitIndex)
+	}
 }
 
 func TestWatchPause(t *testing.T) {

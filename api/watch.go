@@ -61,6 +61,14 @@ func (w *Watch) Index() uint64 { return w.index }
 // Reset makes the next query answer at once.
 func (w *Watch) Reset() { w.index = 0 }
 
+// SetIndex makes the next query wait past index i. A loop that knows the
+// state its first answer must include starts there rather than at 0: to
+// follow an object created at index n, SetIndex(n-1) makes a coordinator
+// that has not applied the create yet (a follower that forwarded it to
+// the leader) wait until it has, rather than answer that the object does
+// not exist.
+func (w *Watch) SetIndex(i uint64) { w.index = i }
+
 // Options returns the QueryOptions of the next query and notes when it was
 // sent; pass its answer to Done.
 func (w *Watch) Options() *QueryOptions {

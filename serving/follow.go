@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trainctl/trainctl/api"
@@ -139,6 +139,13 @@ func shortHex(digest string) string {
 
 func shortID(id string) string { return id[:min(8, len(id))] }
 
+// DefaultFollowWait is the default FollowConfig.Wait. It is short, not
+// the coordinators' api.DefaultBlockingWait of minutes: a coordinator cut
+// off from the cluster (not crashed) answers a blocking query only when its
+// wait ends, and a new checkpoint goes unseen until then. An idle follower
+// pays for it with one request per 30 s.
+const DefaultFollowWait = 30 * time.Second
+
 // FollowConfig configures Follow.
 type FollowConfig struct {
 	// API reaches the coordinators; Peers are their HTTP addresses, to
@@ -158,12 +165,13 @@ type FollowConfig struct {
 	// Interval is the least time between two resolutions of the target
 	// (each reads the target, and for a job its metrics and checkpoints),
 	// and the pace of retries after an error (default 2 s). Between them
-	// Follow waits on a blocking query, so a change is seen as soon as
-	// Interval allows and an idle target costs one query per Wait. Against
-	// a coordinator without blocking queries it polls every Interval.
+	// Follow waits on blocking queries, so a change is seen as soon as
+	// Interval allows and an idle target costs one query per Wait (two for
+	// a job: the job and its checkpoints). Against a coordinator without
+	// blocking queries it polls every Interval.
 	Interval time.Duration
 	// Wait is how long one blocking query on the target waits for a change
-	// before it is sent again (default api.DefaultBlockingWait).
+	// before it is sent again (default DefaultFollowWait).
 	Wait time.Duration
 	// AskTimeout bounds one resolution, and the first question to the
 	// coordinators, retries included (default 10 s), so that unreachable
@@ -180,9 +188,11 @@ type FollowConfig struct {
 }
 
 // Follow keeps srv serving the target's checkpoint until ctx ends: it
-// watches the target with blocking queries (the job or sweep, or the
-// model's versions) and, when it changed, resolves it (at most once per
-// Interval); when the answer changes, it downloads the checkpoint
+// watches the target with blocking queries (the job and its checkpoints,
+// the sweep, or the model's versions) and, when it changed, resolves it
+// (at most once per Interval); an answer older than one already taken (a
+// coordinator lagging behind, after a failover) is not a change. When the
+// resolution changes, it downloads the checkpoint
 // (verified by digest), loads it and swaps it in; requests keep being
 // answered by the old model until the swap, and the file of the checkpoint
 // swapped out is then deleted from Dir. Errors reaching the coordinator or
@@ -208,7 +218,7 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		cfg.AskTimeout = 10 * time.Second
 	}
 	if cfg.Wait <= 0 {
-		cfg.Wait = api.DefaultBlockingWait
+		cfg.Wait = DefaultFollowWait
 	}
 	if cfg.Blobs == nil {
 		cfg.Blobs = artifact.NewClient(artifact.ClientConfig{})
@@ -225,28 +235,39 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		currentPath string // its file, when Follow downloaded it
 		failed      string // digest that downloaded but did not load
 		lastErr     string
-		// seen is the target's version (see watchTarget) last resolved;
-		// retry resolves again whatever it is, after an error.
-		seen  string
+		// retry resolves again whatever the target's version, after an
+		// error.
 		retry = true
 	)
-	w := &api.Watch{MinBackoff: cfg.Interval, MaxBackoff: cfg.Interval}
+	// Each query on what the target resolves from runs in its own
+	// goroutine and reports a change (nil) or its error on changes.
+	changes := make(chan error, 1)
+	qctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	for _, q := range targetQueries(cfg) {
+		wg.Go(func() { q.run(qctx, cfg, changes) })
+	}
 	for {
-		w.Wait = cfg.Wait
+		var err error
 		if retry {
-			w.Wait = cfg.Interval
-		}
-		version, pause, err := watchTarget(ctx, cfg, w)
-		if err == nil && (version == seen && !retry) {
-			if err := w.Pause(ctx, pause); err != nil {
-				return err
+			// Resolving again anyway: a change reported meanwhile is
+			// covered.
+			select {
+			case <-changes:
+			default:
 			}
-			continue
+		} else {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case err = <-changes:
+			}
 		}
 		resolved := time.Now()
 		var choice Choice
 		if err == nil {
-			seen = version
 			actx, cancel := context.WithTimeout(ctx, cfg.AskTimeout)
 			choice, err = Resolve(actx, cfg.API, cfg.Target)
 			cancel()
@@ -292,51 +313,12 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		if err != nil {
 			lastErr = err.Error()
 		}
-		// At most one resolution per Interval; changes meanwhile are
-		// answered at once by the next blocking query.
-		if err := w.Pause(ctx, max(pause, time.Until(resolved.Add(cfg.Interval)))); err != nil {
+		// At most one resolution per Interval; a change meanwhile waits
+		// in changes.
+		if err := pauseFor(ctx, time.Until(resolved.Add(cfg.Interval))); err != nil {
 			return err
 		}
 	}
-}
-
-// watchTarget sends one blocking query on what the target resolves from,
-// as w says, and returns the target's version (a string that changes when
-// the target may resolve differently) and the pause before the next query.
-// A model with no version yet (not found) is a version too, "".
-func watchTarget(ctx context.Context, cfg FollowConfig, w *api.Watch) (version string, pause time.Duration, err error) {
-	q := w.Options()
-	// The first question (no index) is bounded like a resolution; a
-	// blocking one by its wait and then as long again for its retries.
-	ctx, cancel := context.WithTimeout(ctx, q.RequestTimeout()+cfg.AskTimeout)
-	defer cancel()
-	var meta api.QueryMeta
-	switch t := cfg.Target; {
-	case t.SweepID != "":
-		var sw *api.Sweep
-		if sw, meta, err = cfg.API.SweepQuery(ctx, t.SweepID, q); err == nil {
-			version = strconv.FormatUint(sw.ModifyIndex, 10)
-		}
-	case t.Model != "":
-		var vs []*api.ModelVersion
-		vs, meta, err = cfg.API.ModelsQuery(ctx, t.Model, q)
-		switch {
-		case errors.Is(err, api.ErrNotFound) && meta.LastIndex > 0:
-			err = nil // no version yet: wait for the first one
-		case err == nil && len(vs) > 0:
-			v := vs[len(vs)-1]
-			version = strconv.Itoa(v.Version) + "@" + v.Checkpoint
-		}
-	default:
-		// A job's metrics and checkpoints change the job (its progress,
-		// its latest checkpoint) too.
-		var j *api.Job
-		if j, meta, err = cfg.API.JobQuery(ctx, t.JobID, q); err == nil {
-			version = strconv.FormatUint(j.ModifyIndex, 10)
-		}
-	}
-	_, pause = w.Done(meta, err)
-	return version, pause, err
 }
 
 // unservableError is a checkpoint that downloaded but cannot be loaded:

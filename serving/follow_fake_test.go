@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,9 @@ type fakeCoordinator struct {
 	blobs       map[string][]byte // digest -> bytes
 	blobGets    map[string]int    // digest -> GETs answered
 	modelGets   int               // GET /v1/models/NAME answered
+	index       uint64            // the api.IndexHeader of every answer when not 0
+	waits       []string          // the "wait" of each blocking query, in order
+	jobQueries  int               // blocking GET /v1/jobs/ID answered
 }
 
 func newFakeCoordinator(t *testing.T) *fakeCoordinator {
@@ -58,9 +62,18 @@ func (f *fakeCoordinator) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
+	if f.index > 0 {
+		w.Header().Set(api.IndexHeader, strconv.FormatUint(f.index, 10))
+	}
+	if v := r.URL.Query().Get("wait"); v != "" && r.URL.Query().Get("index") != "" {
+		f.waits = append(f.waits, v)
+	}
 	p := r.URL.Path
 	switch {
 	case p == "/v1/jobs/"+f.job.ID && f.job.ID != "":
+		if r.URL.Query().Get("index") != "" {
+			f.jobQueries++
+		}
 		reply(f.job)
 	case p == "/v1/jobs/"+f.job.ID+"/metrics" && f.job.ID != "":
 		if f.failMetrics {

@@ -20,6 +20,14 @@ import (
 	"github.com/trainctl/trainctl/membership"
 )
 
+// DefaultAssignmentWait is the default AgentConfig.AssignmentWait. It is
+// short, not the coordinators' api.DefaultBlockingWait of minutes: a
+// coordinator cut off from the cluster (not crashed) answers a blocking
+// query only when its wait ends, and until then the leader's placements on
+// this worker (whose heartbeats fail over to the others) go unseen. An idle
+// worker pays for it with one request per 30 s.
+const DefaultAssignmentWait = 30 * time.Second
+
 // AgentConfig configures an Agent. Zero fields take the defaults noted.
 type AgentConfig struct {
 	// ID names the worker in the cluster (required); a restarted worker
@@ -51,7 +59,7 @@ type AgentConfig struct {
 	HeartbeatInterval time.Duration
 	// AssignmentWait is how long one blocking query for the worker's
 	// assignments waits for a change before it is sent again (default
-	// api.DefaultBlockingWait; the coordinators cut it to
+	// DefaultAssignmentWait; the coordinators cut it to
 	// api.MaxBlockingWait). A new assignment wakes the query at once.
 	AssignmentWait time.Duration
 	// PollInterval is the pause before retrying a failed registration and
@@ -141,7 +149,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.AssignmentWait <= 0 {
-		cfg.AssignmentWait = api.DefaultBlockingWait
+		cfg.AssignmentWait = DefaultAssignmentWait
 	}
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -195,6 +203,9 @@ type activeRun struct {
 	// assignment that follows is its own doing, not a reason to stop it.
 	reported atomic.Bool
 	done     chan struct{}
+	// listed is the index of the assignments listing that first showed
+	// the run: a coordinator at that index or past it knows its job.
+	listed uint64
 }
 
 // Run registers the worker (and, with cfg.Gossip, joins the gossip
@@ -359,17 +370,18 @@ func (a *Agent) watchAssignments(ctx context.Context, w *api.Watch, runs map[run
 	// A run no longer assigned whose job a lagging coordinator still
 	// shows running is checked again soon, not after a full wait.
 	w.Wait = a.cfg.AssignmentWait
-	if a.reconcile(ctx, list, runs, seen, wg) {
+	if a.reconcile(ctx, list, meta.LastIndex, runs, seen, wg) {
 		w.Wait = a.cfg.PollInterval
 	}
 	return pause
 }
 
-// reconcile brings the runs in line with the assignments list: it forgets
-// finished runs, starts new attempts and stops those the coordinators
-// ended. It reports whether a run is left that is no longer assigned but
-// whose attempt still shows running, to be checked again.
-func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) (recheck bool) {
+// reconcile brings the runs in line with the assignments list, answered
+// at index: it forgets finished runs, starts new attempts and stops those
+// the coordinators ended. It reports whether a run is left that is no
+// longer assigned but whose attempt still shows running, or whose job a
+// lagging coordinator does not know, to be checked again.
+func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, index uint64, runs map[runKey]*activeRun, seen map[runKey]bool, wg *sync.WaitGroup) (recheck bool) {
 	for k, r := range runs {
 		select {
 		case <-r.done:
@@ -389,7 +401,7 @@ func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs
 			a.cfg.onAssignment(wa)
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		r := &activeRun{cancel: cancel, done: make(chan struct{})}
+		r := &activeRun{cancel: cancel, done: make(chan struct{}), listed: index}
 		runs[k] = r
 		wg.Add(1)
 		go func() {
@@ -410,11 +422,15 @@ func (a *Agent) reconcile(ctx context.Context, list []api.WorkerAssignment, runs
 		}
 		// Not assigned any more: stop it if its attempt ended or its job
 		// is gone (a lagging coordinator may still show it running,
-		// which is safe: it is checked again soon).
-		j, err := a.api.Job(ctx, k.job)
+		// which is safe: it is checked again soon). A job is collected
+		// only once it ended and its retention passed, so "not found"
+		// from a coordinator that has not reached the listing that
+		// placed the run here (one the client failed over to, still
+		// catching up) is that coordinator lagging: checked again too.
+		j, meta, err := a.api.JobQuery(ctx, k.job, nil)
 		var state api.AttemptState
 		switch {
-		case errors.Is(err, api.ErrNotFound):
+		case errors.Is(err, api.ErrNotFound) && meta.LastIndex > 0 && meta.LastIndex >= r.listed:
 			state = "gone"
 		case err != nil:
 			recheck = true

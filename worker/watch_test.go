@@ -53,3 +53,16 @@ func TestAgentWokenByAssignment(t *testing.T) {
 	}
 	waitJob(t, ac, j.ID, api.JobSucceeded)
 }
+
+// TestAgentDefaultAssignmentWait: an agent's assignments query waits 30 s
+// by default, not the coordinators' minutes: a coordinator cut off from the
+// cluster holds a query its whole wait while the leader places jobs here.
+func TestAgentDefaultAssignmentWait(t *testing.T) {
+	a, err := NewAgent(AgentConfig{ID: "w1", Coordinators: []string{"127.0.0.1:1"}, WorkDir: t.TempDir(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.cfg.AssignmentWait != 30*time.Second || DefaultAssignmentWait != 30*time.Second {
+		t.Fatalf("default assignment wait %v (DefaultAssignmentWait %v), want 30s", a.cfg.AssignmentWait, DefaultAssignmentWait)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,11 +25,20 @@ const followWait = api.DefaultBlockingWait
 // last version seen and, when ctx ends first, ctx's error; a fetch error
 // ends it at once. `submit --wait`, `sweep --wait` and `up --demo` share
 // it.
-func follow[T any](ctx context.Context, out io.Writer, poll time.Duration, cur T,
+//
+// created is the index the object was created at (its CreateIndex; 0 when
+// unknown). The first fetch waits until the coordinator asked has applied
+// it: a follower that forwarded the submission to the leader may not have
+// yet. A "not found" from a coordinator whose index is still below it is
+// that coordinator lagging, not the object gone, and is asked again.
+func follow[T any](ctx context.Context, out io.Writer, poll time.Duration, cur T, created uint64,
 	fetch func(context.Context, *api.QueryOptions) (T, api.QueryMeta, error), changes func(prev, cur T) []string,
 	done func(T) bool, prefix func() string) (T, error) {
 	var last T
 	w := &api.Watch{Wait: followWait, MinBackoff: poll, MaxBackoff: poll}
+	if created > 0 {
+		w.SetIndex(created - 1)
+	}
 	var (
 		pause   time.Duration
 		fetched time.Time
@@ -46,14 +56,18 @@ func follow[T any](ctx context.Context, out io.Writer, poll time.Duration, cur T
 		}
 		fetched = time.Now()
 		next, meta, err := fetch(ctx, w.Options())
-		if err != nil {
-			if ctx.Err() != nil {
-				return cur, ctx.Err()
-			}
+		_, pause = w.Done(meta, err)
+		switch {
+		case err == nil:
+			cur = next
+		case ctx.Err() != nil:
+			return cur, ctx.Err()
+		case errors.Is(err, api.ErrNotFound) && meta.LastIndex > 0 && meta.LastIndex < created:
+			// A lagging coordinator (a follower catching up, or one
+			// the client failed over to): ask again.
+		default:
 			return cur, err
 		}
-		_, pause = w.Done(meta, nil)
-		cur = next
 	}
 }
 

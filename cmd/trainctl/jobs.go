@@ -147,7 +147,7 @@ func waitJob(c *cli.Context, cl *api.Client, job *api.Job, poll time.Duration) (
 		out = c.App.ErrWriter
 	}
 	id := job.ID
-	job, err := follow(c.Context, out, poll, job,
+	job, err := follow(c.Context, out, poll, job, job.CreateIndex,
 		func(ctx context.Context, q *api.QueryOptions) (*api.Job, api.QueryMeta, error) {
 			return cl.JobQuery(ctx, id, q)
 		},

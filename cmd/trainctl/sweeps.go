@@ -108,7 +108,7 @@ func waitSweep(c *cli.Context, cl *api.Client, sw *api.Sweep, poll time.Duration
 		out = c.App.ErrWriter
 	}
 	id := sw.ID
-	sw, err := follow(c.Context, out, poll, sw,
+	sw, err := follow(c.Context, out, poll, sw, sw.CreateIndex,
 		func(ctx context.Context, q *api.QueryOptions) (*api.Sweep, api.QueryMeta, error) {
 			return cl.SweepQuery(ctx, id, q)
 		},

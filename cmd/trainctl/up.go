@@ -321,7 +321,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.follow(serving.Target{SweepID: sw.ID})
 
 	id := sw.ID
-	sw, err = follow(ctx, w, time.Second, sw,
+	sw, err = follow(ctx, w, time.Second, sw, sw.CreateIndex,
 		func(ctx context.Context, q *api.QueryOptions) (*api.Sweep, api.QueryMeta, error) {
 			return d.ac.SweepQuery(ctx, id, q)
 		},
