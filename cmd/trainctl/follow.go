@@ -11,8 +11,10 @@ import (
 )
 
 // followWait is how long one blocking query of a CLI wait waits for a
-// change before it is sent again.
-const followWait = api.DefaultBlockingWait
+// change before it is sent again: as the worker's, short enough that a
+// coordinator cut off from the cluster (which answers no change) holds a
+// wait for at most that long before it asks again, possibly elsewhere.
+const followWait = 30 * time.Second
 
 // follow watches an object until done says it ended, writing the lines
 // changes describes between consecutive versions (the first time with
