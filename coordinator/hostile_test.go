@@ -238,6 +238,7 @@ func hostileCases() map[string][]hostileCase {
 			"raft_addr not addr":   `{"id":"c9","raft_addr":"nowhere","http_addr":"h:2"}`,
 			"http_addr huge":       `{"id":"c9","raft_addr":"h:1","http_addr":"` + hugeID + `:1"}`,
 			"addresses wrong type": `{"id":"c9","raft_addr":1,"http_addr":2}`,
+			"joiner not there":     `{"id":"c9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:1"}`,
 		})),
 		artifact.BlobsPath: {
 			{name: "digest odd", method: "GET", path: "/v1/blobs/..%2Fx", uncoded: true},

@@ -114,7 +114,9 @@ func (s *Server) registerServer(ctx context.Context, req api.JoinRequest) error 
 }
 
 // addVoter makes a server a voter (unless it already is one at that address)
-// and records it in the registry. The caller is the leader.
+// and records it in the registry, once the server has shown it is the one
+// the join names (verifyJoiner); a join that changes nothing needs no
+// check. The caller is the leader.
 func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -125,6 +127,14 @@ func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 		if string(rs.ID) == req.ID && string(rs.Address) == req.RaftAddr && rs.Suffrage == raft.Voter {
 			present = true
 		}
+	}
+	if srv, err := s.State().Server(req.ID); present && err == nil && srv.RaftAddr == req.RaftAddr && srv.HTTPAddr == req.HTTPAddr {
+		return nil // nothing to change
+	}
+	// The join changes the configuration or the registry: only a server
+	// that answers as the join says may do that.
+	if err := s.verifyJoiner(ctx, req); err != nil {
+		return err
 	}
 	if !present {
 		timeout := s.applyTimeout(ctx)

@@ -270,6 +270,8 @@ func (s *Server) Status() (*api.ClusterStatus, error) {
 	_, leaderID := s.raft.LeaderWithID()
 	st := &api.ClusterStatus{
 		NodeID:       s.cfg.NodeID,
+		RaftAddr:     s.RaftAddr(),
+		HTTPAddr:     s.httpAddr,
 		State:        s.raft.State().String(),
 		LeaderID:     string(leaderID),
 		LastIndex:    s.raft.LastIndex(),
