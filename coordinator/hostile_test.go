@@ -227,6 +227,13 @@ func hostileCases() map[string][]hostileCase {
 			{name: "not an arrow file", method: "POST", path: "/v1/datasets/upload?name=d", body: []byte("not arrow"), status: http.StatusBadRequest},
 		},
 		"GET /v1/datasets/flight": queryCases("/v1/datasets/flight", "id"),
+		"DELETE /v1/datasets/{name}/versions/{version}": join(pathCases("DELETE", "/v1/datasets/{name}/versions/v1", "name"), []hostileCase{
+			{name: "version huge", method: "DELETE", path: "/v1/datasets/shapes/versions/" + hugeID, status: http.StatusBadRequest},
+			{name: "version unknown", method: "DELETE", path: "/v1/datasets/shapes/versions/v99", status: http.StatusBadRequest},
+			{name: "dataset unknown", method: "DELETE", path: "/v1/datasets/nope/versions/v1", status: http.StatusBadRequest},
+		}),
+		"GET /v1/gc/jobs":   blockingCases("/v1/gc/jobs"),
+		"GET /v1/gc/sweeps": blockingCases("/v1/gc/sweeps"),
 		"GET /v1/cluster/status": {
 			{name: "header huge", method: "GET", path: "/v1/cluster/status", header: http.Header{"X-Big": {strings.Repeat("h", 2*maxHeaderBytes)}},
 				status: http.StatusRequestHeaderFieldsTooLarge, uncoded: true},
