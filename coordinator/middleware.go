@@ -86,7 +86,7 @@ func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
 	blocking := make(chan struct{}, lim.blocking)
 	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sem := inFlight
-		if r.Method == http.MethodGet && r.URL.Query().Has("index") {
+		if isBlockingQuery(r) {
 			sem = blocking
 		}
 		select {
@@ -134,6 +134,12 @@ func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
 		}()
 		limited.ServeHTTP(rec, r)
 	})
+}
+
+// isBlockingQuery reports whether r is a blocking query: a read (GET, or
+// HEAD, which the same routes serve) with an index.
+func isBlockingQuery(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Query().Has("index")
 }
 
 // logAccess logs one request: at debug level when it succeeded, info for a
