@@ -61,10 +61,16 @@ func withForwardedBy(ctx context.Context, by string) context.Context {
 	return context.WithValue(ctx, forwardedKey{}, by)
 }
 
-// leaderOnly returns nil on the leader; elsewhere the error that says where
-// the request must go (see above).
+// leaderOnly returns nil on the leader once it is ready (leaderLoop);
+// elsewhere the error that says where the request must go (see above). A
+// leader that is not ready yet answers ErrNoLeader, which clients retry.
 func (s *Server) leaderOnly(ctx context.Context) error {
 	if s.IsLeader() {
+		if !s.leaderReady.Load() {
+			// A new leader that has not applied its predecessors'
+			// entries yet would check writes against stale state.
+			return fmt.Errorf("server %s leads but has not caught up with the log yet: %w", s.cfg.NodeID, structs.ErrNoLeader)
+		}
 		return nil
 	}
 	if by, _ := ctx.Value(forwardedKey{}).(string); by != "" {

@@ -51,11 +51,15 @@ func (s *Server) monitorLeadership(ctx context.Context) {
 }
 
 // leaderLoop waits for a barrier (everything committed by earlier leaders is
-// applied here), then enables the leader-only work: the scheduler
+// applied here) and registers this server, then lets writes in
+// (leaderReady, see leaderOnly) and enables the leader-only work: the scheduler
 // (schedule.go), the sweep controller (sweep.go), the worker leases (lease.go) and, with gossip, the
 // membership reconciler (members.go); they stop when ctx ends
 // (leadership lost or shutdown) and leaderLoop returns once they have.
 func (s *Server) leaderLoop(ctx context.Context) {
+	if s.cfg.leaderHook != nil {
+		s.cfg.leaderHook()
+	}
 	for {
 		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
 		if err == nil {
@@ -80,6 +84,9 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case <-time.After(s.cfg.RetryInterval):
 		}
 	}
+	// Writes may come in now: they see every earlier leader's.
+	s.leaderReady.Store(true)
+	defer s.leaderReady.Store(false)
 	// The leader-only services; each ends when ctx does.
 	lease := s.newLeaderLease()
 	s.lease.Store(lease)

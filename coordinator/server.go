@@ -64,6 +64,10 @@ type Server struct {
 	// lease tracks worker heartbeats; set while this server leads
 	// (lease.go).
 	lease atomic.Pointer[membership.Lease]
+	// leaderReady is set while this server leads and has applied
+	// everything earlier leaders committed (the barrier) and registered
+	// itself: only then does leaderOnly let writes through (leader.go).
+	leaderReady atomic.Bool
 
 	// member is this server's gossip membership, nil without
 	// cfg.Gossip; memberHandler is the leader's handler of its events,
