@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
@@ -47,6 +49,33 @@ func (e *notLeaderError) Error() string {
 }
 
 func (e *notLeaderError) Unwrap() error { return structs.ErrNotLeader }
+
+// longForwardTimeout bounds the wait for the leader's answer to a
+// forwarded request of longForward: the leader imports and replicates up
+// to Config.MaxBlobBytes before it answers. The request's context (the
+// client hanging up) ends the wait sooner.
+const longForwardTimeout = 30 * time.Minute
+
+// longForward reports whether the leader may take minutes to answer r:
+// uploads and registrations that import or replicate a blob first.
+func longForward(r *http.Request) bool {
+	switch r.Pattern {
+	case "POST /v1/datasets/upload", "POST /v1/datasets", "POST /v1/checkpoints", "POST /v1/models", "GET /v1/datasets/flight":
+		return true
+	}
+	return false
+}
+
+// newProxyTransport returns a transport to the leader that waits at most
+// headerTimeout for its answer's header once the request is sent.
+func newProxyTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		ResponseHeaderTimeout: headerTimeout,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       30 * time.Second,
+	}
+}
 
 // forwardedKey is the context key of the id of the server that forwarded
 // a request.
@@ -135,6 +164,10 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 			out.Body = http.NoBody
 		}
 	}
+	transport := s.proxyTransport
+	if longForward(r) {
+		transport = s.longProxyTransport
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -148,7 +181,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 			resp.Header.Del(requestIDHeader)
 			return nil
 		},
-		Transport: s.proxyTransport,
+		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if writeBodyTooLarge(w, err) {
 				return

@@ -60,6 +60,18 @@ type httpLimits struct {
 	// bodyGrace and bodyMinRate pace request bodies (rateBody).
 	bodyGrace   time.Duration
 	bodyMinRate int64
+	// forwardHeaderTimeout bounds the wait for the leader's answer to
+	// an ordinary forwarded request; 0 means Config.ApplyTimeout plus
+	// 5 s (forward.go).
+	forwardHeaderTimeout time.Duration
+}
+
+// proxyHeaderTimeout is l.forwardHeaderTimeout, or its default for cfg.
+func (l httpLimits) proxyHeaderTimeout(cfg Config) time.Duration {
+	if l.forwardHeaderTimeout > 0 {
+		return l.forwardHeaderTimeout
+	}
+	return cfg.ApplyTimeout + 5*time.Second
 }
 
 // withDefaults returns l with each field that is not set given its

@@ -42,8 +42,10 @@ type Server struct {
 	// endpoints are the API, which the HTTP handler adapts
 	// (endpoint.go, http.go).
 	endpoints *Endpoints
-	// proxyTransport forwards writes to the leader (forward.go).
-	proxyTransport *http.Transport
+	// proxyTransport forwards writes to the leader (forward.go);
+	// longProxyTransport forwards those the leader may take minutes over
+	// (longForward).
+	proxyTransport, longProxyTransport *http.Transport
 
 	// blobs is this server's artifact store, served at /v1/blobs/;
 	// replicator copies blobs between coordinators (blobs.go).
@@ -97,20 +99,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logger = logger.With("node", cfg.NodeID)
 	s := &Server{
-		cfg:       cfg,
-		log:       logger,
-		hclog:     newHCLogAdapter(logger, "raft"),
-		fsm:       state.NewFSM(logger.With("component", "fsm")),
-		leaderCh:  make(chan bool, 8),
-		schedKick: make(chan struct{}, 1),
-		replaySem: make(chan struct{}, 1),
-		sweepKick: make(chan struct{}, 1),
-		proxyTransport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       30 * time.Second,
-		},
+		cfg:                cfg,
+		log:                logger,
+		hclog:              newHCLogAdapter(logger, "raft"),
+		fsm:                state.NewFSM(logger.With("component", "fsm")),
+		leaderCh:           make(chan bool, 8),
+		schedKick:          make(chan struct{}, 1),
+		replaySem:          make(chan struct{}, 1),
+		sweepKick:          make(chan struct{}, 1),
+		proxyTransport:     newProxyTransport(cfg.limits.withDefaults().proxyHeaderTimeout(cfg)),
+		longProxyTransport: newProxyTransport(longForwardTimeout),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.endpoints = newEndpoints(s)
@@ -249,6 +247,7 @@ func (s *Server) Shutdown() error {
 			errs = append(errs, s.logStore.Close())
 		}
 		s.proxyTransport.CloseIdleConnections()
+		s.longProxyTransport.CloseIdleConnections()
 		if s.replicator != nil {
 			s.replicator.Client().CloseIdleConnections()
 		}
