@@ -134,9 +134,10 @@ func hostileCases() map[string][]hostileCase {
 			"dataset odd":           `{"spec":{"name":"x","dataset":"../../etc@v1"}}`,
 			"name huge":             `{"spec":{"name":"` + hugeID + `","dataset":"shapes@v1"}}`,
 		})),
-		"GET /v1/jobs":              join(queryCases("/v1/jobs", "state"), blockingCases("/v1/jobs")),
-		"GET /v1/jobs/{id}":         join(pathCases("GET", "/v1/jobs/{id}", "id"), blockingCases("/v1/jobs/JOB")),
-		"POST /v1/jobs/{id}/cancel": join(pathCases("POST", "/v1/jobs/{id}/cancel", "id"), []hostileCase{{name: "oversized body", method: "POST", path: "/v1/jobs/JOB/cancel", body: bytes.Repeat([]byte("x"), maxBodyBytes+1), status: http.StatusBadRequest}}),
+		"GET /v1/jobs":      join(queryCases("/v1/jobs", "state"), blockingCases("/v1/jobs")),
+		"GET /v1/jobs/{id}": join(pathCases("GET", "/v1/jobs/{id}", "id"), blockingCases("/v1/jobs/JOB")),
+		"POST /v1/jobs/{id}/cancel": join(pathCases("POST", "/v1/jobs/{id}/cancel", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/jobs/nope/cancel", status: http.StatusNotFound}, {name: "oversized body", method: "POST", path: "/v1/jobs/JOB/cancel", body: bytes.Repeat([]byte("x"), maxBodyBytes+1), status: http.StatusBadRequest}}),
 		"GET /v1/jobs/{id}/metrics": join(pathCases("GET", "/v1/jobs/{id}/metrics", "id"), blockingCases("/v1/jobs/JOB/metrics")),
 		"POST /v1/jobs/{id}/metrics": join(pathCases("POST", "/v1/jobs/{id}/metrics", "id"), bodyCases("/v1/jobs/JOB/metrics"), bodies("/v1/jobs/JOB/metrics", map[string]string{
 			"metrics wrong type": `{"metrics":{"loss":1}}`,
@@ -178,12 +179,14 @@ func hostileCases() map[string][]hostileCase {
 			"spec wrong type": `{"spec":"grid"}`,
 			"spec empty":      `{"spec":{}}`,
 		})),
-		"GET /v1/sweeps":              join(queryCases("/v1/sweeps", "state"), blockingCases("/v1/sweeps")),
-		"GET /v1/sweeps/{id}":         pathCases("GET", "/v1/sweeps/{id}", "id"),
-		"POST /v1/sweeps/{id}/cancel": pathCases("POST", "/v1/sweeps/{id}/cancel", "id"),
-		"GET /v1/sweeps/{id}/trials":  pathCases("GET", "/v1/sweeps/{id}/trials", "id"),
-		"GET /v1/sweeps/{id}/replay":  pathCases("GET", "/v1/sweeps/{id}/replay", "id"),
-		"GET /v1/models":              blockingCases("/v1/models"),
+		"GET /v1/sweeps":      join(queryCases("/v1/sweeps", "state"), blockingCases("/v1/sweeps")),
+		"GET /v1/sweeps/{id}": pathCases("GET", "/v1/sweeps/{id}", "id"),
+		"POST /v1/sweeps/{id}/cancel": join(pathCases("POST", "/v1/sweeps/{id}/cancel", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/sweeps/nope/cancel", status: http.StatusNotFound},
+		}),
+		"GET /v1/sweeps/{id}/trials": pathCases("GET", "/v1/sweeps/{id}/trials", "id"),
+		"GET /v1/sweeps/{id}/replay": pathCases("GET", "/v1/sweeps/{id}/replay", "id"),
+		"GET /v1/models":             blockingCases("/v1/models"),
 		"POST /v1/models": join(bodyCases("/v1/models"), bodies("/v1/models", map[string]string{
 			"name odd":        `{"name":"../m","job_id":"JOB"}`,
 			"name huge":       `{"name":"` + hugeID + `","job_id":"JOB"}`,
@@ -209,8 +212,10 @@ func hostileCases() map[string][]hostileCase {
 		})),
 		"GET /v1/workers/{id}":             pathCases("GET", "/v1/workers/{id}", "id"),
 		"GET /v1/workers/{id}/assignments": join(pathCases("GET", "/v1/workers/{id}/assignments", "id"), blockingCases("/v1/workers/w/assignments")),
-		"POST /v1/workers/{id}/drain":      pathCases("POST", "/v1/workers/{id}/drain", "id"),
-		"GET /v1/datasets":                 join(queryCases("/v1/datasets", "name"), blockingCases("/v1/datasets")),
+		"POST /v1/workers/{id}/drain": join(pathCases("POST", "/v1/workers/{id}/drain", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/workers/nope/drain", status: http.StatusNotFound},
+		}),
+		"GET /v1/datasets": join(queryCases("/v1/datasets", "name"), blockingCases("/v1/datasets")),
 		"POST /v1/datasets": join(bodyCases("/v1/datasets"), bodies("/v1/datasets", map[string]string{
 			"name odd":          `{"name":"../d","id":"abc","manifest":{}}`,
 			"name upper":        `{"name":"Shapes","id":"abc","manifest":{}}`,

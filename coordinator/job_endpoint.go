@@ -166,6 +166,11 @@ func (e *Jobs) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (Rep
 	if err := s.leaderOnly(ctx); err != nil {
 		return Reply[*api.Job]{}, err
 	}
+	// An unknown job is not found without a log entry: nobody may grow
+	// the log with made-up ids.
+	if _, err := s.State().Job(req.ID); err != nil {
+		return Reply[*api.Job]{}, err
+	}
 	resp, err := s.raftApply(ctx, structs.JobCancelRequestType, &structs.JobCancelRequest{
 		JobID: req.ID,
 		Time:  time.Now().UTC(),

@@ -67,6 +67,9 @@ func (e *Workers) Drain(ctx context.Context, id Identity, req *ObjectRequest) (R
 	if err := s.leaderOnly(ctx); err != nil {
 		return Reply[*api.Worker]{}, err
 	}
+	if _, err := s.State().Worker(req.ID); err != nil {
+		return Reply[*api.Worker]{}, err // no log entry for a made-up id
+	}
 	resp, err := s.raftApply(ctx, structs.WorkerDrainRequestType, &structs.WorkerDrainRequest{
 		ID:   req.ID,
 		Time: time.Now().UTC(),
