@@ -14,6 +14,10 @@ import (
 	"github.com/trainctl/trainctl/artifact"
 )
 
+// maxHostileErrorLen bounds the error message of an answer to hostile
+// input, which quotes what it refuses truncated.
+const maxHostileErrorLen = 1024
+
 // hostileCase is one malformed, oversized or hostile request.
 type hostileCase struct {
 	name   string
@@ -217,13 +221,19 @@ func hostileCases() map[string][]hostileCase {
 		}),
 		"GET /v1/datasets": join(queryCases("/v1/datasets", "name"), blockingCases("/v1/datasets")),
 		"POST /v1/datasets": join(bodyCases("/v1/datasets"), bodies("/v1/datasets", map[string]string{
-			"name odd":          `{"name":"../d","id":"abc","manifest":{}}`,
-			"name upper":        `{"name":"Shapes","id":"abc","manifest":{}}`,
-			"id not hex":        `{"name":"d","id":"xyz","manifest":{}}`,
-			"id huge":           `{"name":"d","id":"` + strings.Repeat("a", 65) + `","manifest":{}}`,
-			"manifest missing":  `{"name":"d","id":"abc"}`,
-			"manifest an array": `{"name":"d","id":"abc","manifest":[]}`,
-			"blob odd":          `{"name":"d","id":"abc","manifest":{},"blob":"../b"}`,
+			"name odd":            `{"name":"../d","id":"abc","manifest":{}}`,
+			"name upper":          `{"name":"Shapes","id":"abc","manifest":{}}`,
+			"id not hex":          `{"name":"d","id":"xyz","manifest":{}}`,
+			"id huge":             `{"name":"d","id":"` + strings.Repeat("a", 65) + `","manifest":{}}`,
+			"manifest missing":    `{"name":"d","id":"abc"}`,
+			"manifest an array":   `{"name":"d","id":"abc","manifest":[]}`,
+			"blob odd":            `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc"},"blob":"../b"}`,
+			"manifest huge":       `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","parent":"` + strings.Repeat("a", maxManifestBytes) + `"}}`,
+			"manifest unknown":    `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","bogus":1}}`,
+			"manifest typed":      `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","seq":"one"}}`,
+			"manifest other id":   `{"name":"d","id":"abc","manifest":{"name":"d","id":"abd"}}`,
+			"manifest no id":      `{"name":"d","id":"abc","manifest":{"name":"d"}}`,
+			"manifest other name": `{"name":"d","id":"abc","manifest":{"name":"e","id":"abc"}}`,
 		})),
 		"POST /v1/datasets/upload": {
 			{name: "name missing", method: "POST", path: "/v1/datasets/upload", body: []byte("x"), status: http.StatusBadRequest},
@@ -325,6 +335,10 @@ func TestHostileInput(t *testing.T) {
 							var eb api.ErrorBody
 							if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" || eb.Code == "" || eb.RequestID == "" {
 								t.Fatalf("answer %.300s is no JSON error body with a code and request id (%v)", data, err)
+							}
+							// Errors quote bad input truncated, never whole.
+							if len(eb.Error) > maxHostileErrorLen {
+								t.Fatalf("error of %d bytes, the most is %d: %.300s", len(eb.Error), maxHostileErrorLen, eb.Error)
 							}
 						}
 						if got := l.srv.State().Index(); got != idx {
