@@ -196,7 +196,13 @@ func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointList
 	if err := checkOptionalID("job", api.KindJob, req.JobID); err != nil {
 		return Reply[[]*api.Checkpoint]{}, err
 	}
-	idx := s.waitTables(ctx, req.QueryOptions, state.TableCheckpoints)
+	tables := []state.Table{state.TableCheckpoints}
+	if req.JobID != "" {
+		// The answer depends on the job too (not found until it is
+		// there): a change to it must end the wait.
+		tables = append(tables, state.TableJobs)
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, tables...)
 	if req.JobID != "" {
 		if _, err := s.State().Job(req.JobID); err != nil {
 			return Reply[[]*api.Checkpoint]{Index: idx}, fmt.Errorf("job: %w", err)

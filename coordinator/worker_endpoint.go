@@ -152,7 +152,9 @@ func (e *Workers) Assignments(ctx context.Context, id Identity, req *ObjectReque
 	if err := checkID("id", api.KindWorker, req.ID); err != nil {
 		return Reply[[]api.WorkerAssignment]{}, err
 	}
-	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments)
+	// The answer is not found until the worker is there: its table
+	// ends the wait too.
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments, state.TableWorkers)
 	if _, err := s.State().Worker(req.ID); err != nil {
 		return Reply[[]api.WorkerAssignment]{Index: idx}, err
 	}
