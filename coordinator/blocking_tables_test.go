@@ -79,3 +79,32 @@ func getIndex(t *testing.T, url string) (int, uint64) {
 	idx, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64)
 	return resp.StatusCode, idx
 }
+
+// TestBlockingQueryPastTheIndex sends a blocking query with an index past
+// the server's (as from a server that is ahead, or from before a data
+// wipe): it is answered at once, with the server's own index, rather than
+// after its whole wait.
+func TestBlockingQueryPastTheIndex(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	base := "http://" + c.leader(nil).srv.HTTPAddr() + "/v1/jobs"
+	status, idx := getIndex(t, base)
+	if status != http.StatusOK || idx == 0 {
+		t.Fatalf("GET /v1/jobs: status %d, index %d", status, idx)
+	}
+	// The client gives up long before the wait asked for would end.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?index=%d&wait=5m", base, idx+1000), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a query past the server's index was not answered at once: %v", err)
+	}
+	resp.Body.Close()
+	got, _ := strconv.ParseUint(resp.Header.Get(api.IndexHeader), 10, 64)
+	if resp.StatusCode != http.StatusOK || got != idx {
+		t.Fatalf("status %d, index %d; want 200 with the server's index %d", resp.StatusCode, got, idx)
+	}
+}
