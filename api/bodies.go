@@ -49,6 +49,10 @@ type JoinRequest struct {
 // that answered.
 type ClusterStatus struct {
 	NodeID string `json:"node_id"`
+	// RaftAddr and HTTPAddr are the answering server's own advertised
+	// addresses (the leader checks them before it lets a server join).
+	RaftAddr string `json:"raft_addr,omitempty"`
+	HTTPAddr string `json:"http_addr,omitempty"`
 	// State is the server's Raft state: Leader, Follower, Candidate or Shutdown.
 	State string `json:"state"`
 	// LeaderID and LeaderHTTPAddr are empty when no leader is known.

@@ -31,7 +31,7 @@ func TestCheckpointBlobsReachEveryCoordinator(t *testing.T) {
 	}
 	// So does a dataset version's blob.
 	dv := uploadBlob(t, f[1].srv.HTTPAddr(), []byte("dataset version content"))
-	v, err := cl.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "pets", ID: "ab12cd", Manifest: []byte(`{}`), Blob: dv})
+	v, err := cl.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "pets", ID: "ab12cd", Manifest: []byte(`{"name":"pets","id":"ab12cd"}`), Blob: dv})
 	if err != nil || v.Blob != dv {
 		t.Fatalf("register dataset with blob: %+v, %v", v, err)
 	}

@@ -116,6 +116,12 @@ type Config struct {
 	// wrapStream, when set, wraps the Raft stream layer (tests cut it to
 	// partition a server).
 	wrapStream func(raft.StreamLayer) raft.StreamLayer
+	// leaderHook, when set, runs as leadership begins, before the
+	// barrier (tests hold a new leader there).
+	leaderHook func()
+	// limits, when its fields are set, replaces the HTTP server's
+	// defaults (tests make them small).
+	limits httpLimits
 }
 
 // Default size limits of uploads (see Config.MaxDatasetBytes and

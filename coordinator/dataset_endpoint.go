@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/state"
 	"github.com/trainctl/trainctl/coordinator/structs"
+	"github.com/trainctl/trainctl/dataset"
 )
 
 // Datasets is the endpoint of the dataset registry. Uploads, which stream
@@ -58,8 +60,8 @@ func (e *Datasets) Register(ctx context.Context, id Identity, req *api.RegisterD
 	if err := checkID("id", api.KindDatasetVersion, req.ID); err != nil {
 		return zero, err
 	}
-	if m := bytes.TrimSpace(req.Manifest); len(m) == 0 || m[0] != '{' {
-		return zero, fmt.Errorf("manifest: %w: required, a JSON object", structs.ErrInvalid)
+	if err := checkManifest(req); err != nil {
+		return zero, err
 	}
 	if err := checkOptionalID("blob", api.KindDigest, req.Blob); err != nil {
 		return zero, err
@@ -130,4 +132,34 @@ func (e *Datasets) Flight(ctx context.Context, id Identity, req *ObjectRequest) 
 		}
 	}
 	return reply(&api.FlightEndpoint{Addr: s.datasets.addr}), nil
+}
+
+// maxManifestBytes bounds a registered version's manifest, which goes into
+// the replicated state as it is.
+const maxManifestBytes = 64 << 10
+
+// checkManifest checks that a registration's manifest is a dataset
+// manifest (dataset.Manifest, no unknown fields) of at most
+// maxManifestBytes, of the version and name the request registers.
+func checkManifest(req *api.RegisterDatasetBody) error {
+	raw := req.Manifest
+	if len(raw) > maxManifestBytes {
+		return fmt.Errorf("manifest: %w: %d bytes, the limit is %d", structs.ErrInvalid, len(raw), maxManifestBytes)
+	}
+	if m := bytes.TrimSpace(raw); len(m) == 0 || m[0] != '{' {
+		return fmt.Errorf("manifest: %w: required, a JSON object", structs.ErrInvalid)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var m dataset.Manifest
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("manifest: %w: not a dataset manifest: %w", structs.ErrInvalid, err)
+	}
+	switch {
+	case m.ID != req.ID:
+		return fmt.Errorf("manifest.id: %w: %q is not the id %q being registered", structs.ErrInvalid, api.Truncate(m.ID, 80), req.ID)
+	case m.Name != req.Name:
+		return fmt.Errorf("manifest.name: %w: %q is not the name %q being registered", structs.ErrInvalid, api.Truncate(m.Name, 80), req.Name)
+	}
+	return nil
 }

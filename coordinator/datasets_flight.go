@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trainctl/trainctl/api"
 	"github.com/trainctl/trainctl/coordinator/structs"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/dataset/stream"
@@ -203,8 +204,8 @@ func (s *Server) blobToFile(ctx context.Context, digest string, size int64) (str
 // registered before.
 func (s *Server) handleDatasetUpload(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("name")
-	if err := dataset.ValidateName(name); err != nil {
-		writeError(w, fmt.Errorf("name: %w: %w", structs.ErrInvalid, err))
+	if err := checkID("name", api.KindDataset, name); err != nil {
+		writeError(w, err)
 		return
 	}
 	if !limitBody(w, r, "upload", s.cfg.MaxDatasetBytes) || s.forward(w, r) {
@@ -224,7 +225,7 @@ func (s *Server) handleDatasetUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, v := range s.State().DatasetVersions(name) {
 		if v.ID == m.ID {
-			writeJSON(w, http.StatusOK, v) // registered before
+			writeJSON(w, http.StatusOK, convertPtr(v, apiDatasetVersion)) // registered before
 			return
 		}
 	}
@@ -250,7 +251,11 @@ func (s *Server) handleDatasetUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	v := resp.(*structs.DatasetVersion)
+	v, err := answer(resp, apiDatasetVersion)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	status := http.StatusOK
 	if v.CreateTime.Equal(now) {
 		status = http.StatusCreated

@@ -9,18 +9,22 @@
 //	config.go     Config and DefaultConfig (Raft timeouts, addresses, data dir)
 //	server.go     New and Shutdown: stores, transport, Raft, HTTP; bootstrap or join
 //	raft.go       the Raft setup and its TCP stream layer
-//	leader.go     leadership: barrier, then leader-only work; voters and the
-//	              server registry; raftApply, which commits a command
+//	leader.go     leadership: barrier, then writes let in (leaderReady) and
+//	              leader-only work; voters and the server registry; raftApply,
+//	              which commits a command
+//	join_verify.go the leader's check that a joining server is who it says
 //	endpoint.go   the endpoint layer: Identity, authorize, Reply; one endpoint
 //	              type per resource, transport-agnostic
 //	*_endpoint.go the endpoints, by resource (attempt_endpoint.go: what workers
 //	              report: attempts, metrics, checkpoints), each method
 //	              (ctx, Identity, request) -> (Reply, error)
 //	forward.go    leaderOnly, which every write endpoint calls, and the HTTP
-//	              proxy that passes a write on to the leader
+//	              proxy that passes a write on to the leader (uploads and
+//	              blob registrations wait longer for its answer)
 //	http.go       the HTTP adapter: routes, decoding requests, JSON answers
 //	              and errors; /v1/blobs/ is the artifact store
 //	middleware.go request ids, access log, panics, concurrency limits
+//	ratebody.go   request bodies paced by the connection's read deadline
 //	blocking.go   blocking queries (?index=N&wait=D) of the read endpoints
 //	convert.go    the server's types (structs) to the API's (api), at the boundary
 //	schedule.go   leader: scheduling passes (coordinator/scheduler) committed as
@@ -40,7 +44,9 @@
 //
 // A cluster starts with one server created with Bootstrap; the others are
 // created with Join (HTTP addresses of existing servers) and become voters
-// through POST /v1/cluster/join on the leader. The leader keeps each
+// through POST /v1/cluster/join on the leader, which first asks the
+// joiner's own GET /v1/cluster/status for its id and Raft address (a
+// server serves HTTP before it asks to join). The leader keeps each
 // server's HTTP address in the replicated server registry, which is how a
 // follower finds where to forward a write. Reads are answered from the
 // local state store and may lag the leader slightly.

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	"github.com/trainctl/trainctl/coordinator/structs"
 )
@@ -48,6 +50,33 @@ func (e *notLeaderError) Error() string {
 
 func (e *notLeaderError) Unwrap() error { return structs.ErrNotLeader }
 
+// longForwardTimeout bounds the wait for the leader's answer to a
+// forwarded request of longForward: the leader imports and replicates up
+// to Config.MaxBlobBytes before it answers. The request's context (the
+// client hanging up) ends the wait sooner.
+const longForwardTimeout = 30 * time.Minute
+
+// longForward reports whether the leader may take minutes to answer r:
+// uploads and registrations that import or replicate a blob first.
+func longForward(r *http.Request) bool {
+	switch r.Pattern {
+	case "POST /v1/datasets/upload", "POST /v1/datasets", "POST /v1/checkpoints", "POST /v1/models", "GET /v1/datasets/flight":
+		return true
+	}
+	return false
+}
+
+// newProxyTransport returns a transport to the leader that waits at most
+// headerTimeout for its answer's header once the request is sent.
+func newProxyTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+		ResponseHeaderTimeout: headerTimeout,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       30 * time.Second,
+	}
+}
+
 // forwardedKey is the context key of the id of the server that forwarded
 // a request.
 type forwardedKey struct{}
@@ -61,10 +90,16 @@ func withForwardedBy(ctx context.Context, by string) context.Context {
 	return context.WithValue(ctx, forwardedKey{}, by)
 }
 
-// leaderOnly returns nil on the leader; elsewhere the error that says where
-// the request must go (see above).
+// leaderOnly returns nil on the leader once it is ready (leaderLoop);
+// elsewhere the error that says where the request must go (see above). A
+// leader that is not ready yet answers ErrNoLeader, which clients retry.
 func (s *Server) leaderOnly(ctx context.Context) error {
 	if s.IsLeader() {
+		if !s.leaderReady.Load() {
+			// A new leader that has not applied its predecessors'
+			// entries yet would check writes against stale state.
+			return fmt.Errorf("server %s leads but has not caught up with the log yet: %w", s.cfg.NodeID, structs.ErrNoLeader)
+		}
 		return nil
 	}
 	if by, _ := ctx.Value(forwardedKey{}).(string); by != "" {
@@ -129,6 +164,10 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 			out.Body = http.NoBody
 		}
 	}
+	transport := s.proxyTransport
+	if longForward(r) {
+		transport = s.longProxyTransport
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -142,7 +181,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request, body io.R
 			resp.Header.Del(requestIDHeader)
 			return nil
 		},
-		Transport: s.proxyTransport,
+		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if writeBodyTooLarge(w, err) {
 				return

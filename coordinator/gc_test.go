@@ -130,7 +130,7 @@ func TestDatasetRemove(t *testing.T) {
 	blob := uploadBlob(t, c.followers(l)[0].srv.HTTPAddr(), []byte("dataset content"))
 	cl := c.client()
 	const id = "7c9e0c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
-	if _, err := cl.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "blobbed", ID: id, Manifest: json.RawMessage(`{"name":"blobbed"}`), Blob: blob}); err != nil {
+	if _, err := cl.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "blobbed", ID: id, Manifest: json.RawMessage(`{"name":"blobbed","id":"` + id + `"}`), Blob: blob}); err != nil {
 		t.Fatal(err)
 	}
 	spec := testSpec("uses-blobbed")

@@ -233,7 +233,7 @@ func newCluster(t testing.TB, n int, tune func(*Config)) *testCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.client().RegisterDataset(ctx, api.RegisterDatasetBody{
-		Name: "shapes", ID: shapesV1, Manifest: json.RawMessage(`{"name":"shapes"}`),
+		Name: "shapes", ID: shapesV1, Manifest: json.RawMessage(`{"name":"shapes","id":"` + shapesV1 + `"}`),
 	}); err != nil {
 		t.Fatalf("register dataset: %v", err)
 	}

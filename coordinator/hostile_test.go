@@ -14,6 +14,10 @@ import (
 	"github.com/trainctl/trainctl/artifact"
 )
 
+// maxHostileErrorLen bounds the error message of an answer to hostile
+// input, which quotes what it refuses truncated.
+const maxHostileErrorLen = 1024
+
 // hostileCase is one malformed, oversized or hostile request.
 type hostileCase struct {
 	name   string
@@ -134,9 +138,10 @@ func hostileCases() map[string][]hostileCase {
 			"dataset odd":           `{"spec":{"name":"x","dataset":"../../etc@v1"}}`,
 			"name huge":             `{"spec":{"name":"` + hugeID + `","dataset":"shapes@v1"}}`,
 		})),
-		"GET /v1/jobs":              join(queryCases("/v1/jobs", "state"), blockingCases("/v1/jobs")),
-		"GET /v1/jobs/{id}":         join(pathCases("GET", "/v1/jobs/{id}", "id"), blockingCases("/v1/jobs/JOB")),
-		"POST /v1/jobs/{id}/cancel": join(pathCases("POST", "/v1/jobs/{id}/cancel", "id"), []hostileCase{{name: "oversized body", method: "POST", path: "/v1/jobs/JOB/cancel", body: bytes.Repeat([]byte("x"), maxBodyBytes+1), status: http.StatusBadRequest}}),
+		"GET /v1/jobs":      join(queryCases("/v1/jobs", "state"), blockingCases("/v1/jobs")),
+		"GET /v1/jobs/{id}": join(pathCases("GET", "/v1/jobs/{id}", "id"), blockingCases("/v1/jobs/JOB")),
+		"POST /v1/jobs/{id}/cancel": join(pathCases("POST", "/v1/jobs/{id}/cancel", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/jobs/nope/cancel", status: http.StatusNotFound}, {name: "oversized body", method: "POST", path: "/v1/jobs/JOB/cancel", body: bytes.Repeat([]byte("x"), maxBodyBytes+1), status: http.StatusBadRequest}}),
 		"GET /v1/jobs/{id}/metrics": join(pathCases("GET", "/v1/jobs/{id}/metrics", "id"), blockingCases("/v1/jobs/JOB/metrics"), []hostileCase{
 			{name: "local not a boolean", method: "GET", path: "/v1/jobs/JOB/metrics?local=maybe", status: http.StatusBadRequest},
 		}),
@@ -180,12 +185,14 @@ func hostileCases() map[string][]hostileCase {
 			"spec wrong type": `{"spec":"grid"}`,
 			"spec empty":      `{"spec":{}}`,
 		})),
-		"GET /v1/sweeps":              join(queryCases("/v1/sweeps", "state"), blockingCases("/v1/sweeps")),
-		"GET /v1/sweeps/{id}":         pathCases("GET", "/v1/sweeps/{id}", "id"),
-		"POST /v1/sweeps/{id}/cancel": pathCases("POST", "/v1/sweeps/{id}/cancel", "id"),
-		"GET /v1/sweeps/{id}/trials":  pathCases("GET", "/v1/sweeps/{id}/trials", "id"),
-		"GET /v1/sweeps/{id}/replay":  pathCases("GET", "/v1/sweeps/{id}/replay", "id"),
-		"GET /v1/models":              blockingCases("/v1/models"),
+		"GET /v1/sweeps":      join(queryCases("/v1/sweeps", "state"), blockingCases("/v1/sweeps")),
+		"GET /v1/sweeps/{id}": pathCases("GET", "/v1/sweeps/{id}", "id"),
+		"POST /v1/sweeps/{id}/cancel": join(pathCases("POST", "/v1/sweeps/{id}/cancel", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/sweeps/nope/cancel", status: http.StatusNotFound},
+		}),
+		"GET /v1/sweeps/{id}/trials": pathCases("GET", "/v1/sweeps/{id}/trials", "id"),
+		"GET /v1/sweeps/{id}/replay": pathCases("GET", "/v1/sweeps/{id}/replay", "id"),
+		"GET /v1/models":             blockingCases("/v1/models"),
 		"POST /v1/models": join(bodyCases("/v1/models"), bodies("/v1/models", map[string]string{
 			"name odd":        `{"name":"../m","job_id":"JOB"}`,
 			"name huge":       `{"name":"` + hugeID + `","job_id":"JOB"}`,
@@ -211,16 +218,24 @@ func hostileCases() map[string][]hostileCase {
 		})),
 		"GET /v1/workers/{id}":             pathCases("GET", "/v1/workers/{id}", "id"),
 		"GET /v1/workers/{id}/assignments": join(pathCases("GET", "/v1/workers/{id}/assignments", "id"), blockingCases("/v1/workers/w/assignments")),
-		"POST /v1/workers/{id}/drain":      pathCases("POST", "/v1/workers/{id}/drain", "id"),
-		"GET /v1/datasets":                 join(queryCases("/v1/datasets", "name"), blockingCases("/v1/datasets")),
+		"POST /v1/workers/{id}/drain": join(pathCases("POST", "/v1/workers/{id}/drain", "id"), []hostileCase{
+			{name: "id unknown", method: "POST", path: "/v1/workers/nope/drain", status: http.StatusNotFound},
+		}),
+		"GET /v1/datasets": join(queryCases("/v1/datasets", "name"), blockingCases("/v1/datasets")),
 		"POST /v1/datasets": join(bodyCases("/v1/datasets"), bodies("/v1/datasets", map[string]string{
-			"name odd":          `{"name":"../d","id":"abc","manifest":{}}`,
-			"name upper":        `{"name":"Shapes","id":"abc","manifest":{}}`,
-			"id not hex":        `{"name":"d","id":"xyz","manifest":{}}`,
-			"id huge":           `{"name":"d","id":"` + strings.Repeat("a", 65) + `","manifest":{}}`,
-			"manifest missing":  `{"name":"d","id":"abc"}`,
-			"manifest an array": `{"name":"d","id":"abc","manifest":[]}`,
-			"blob odd":          `{"name":"d","id":"abc","manifest":{},"blob":"../b"}`,
+			"name odd":            `{"name":"../d","id":"abc","manifest":{}}`,
+			"name upper":          `{"name":"Shapes","id":"abc","manifest":{}}`,
+			"id not hex":          `{"name":"d","id":"xyz","manifest":{}}`,
+			"id huge":             `{"name":"d","id":"` + strings.Repeat("a", 65) + `","manifest":{}}`,
+			"manifest missing":    `{"name":"d","id":"abc"}`,
+			"manifest an array":   `{"name":"d","id":"abc","manifest":[]}`,
+			"blob odd":            `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc"},"blob":"../b"}`,
+			"manifest huge":       `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","parent":"` + strings.Repeat("a", maxManifestBytes) + `"}}`,
+			"manifest unknown":    `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","bogus":1}}`,
+			"manifest typed":      `{"name":"d","id":"abc","manifest":{"name":"d","id":"abc","seq":"one"}}`,
+			"manifest other id":   `{"name":"d","id":"abc","manifest":{"name":"d","id":"abd"}}`,
+			"manifest no id":      `{"name":"d","id":"abc","manifest":{"name":"d"}}`,
+			"manifest other name": `{"name":"d","id":"abc","manifest":{"name":"e","id":"abc"}}`,
 		})),
 		"POST /v1/datasets/upload": {
 			{name: "name missing", method: "POST", path: "/v1/datasets/upload", body: []byte("x"), status: http.StatusBadRequest},
@@ -229,13 +244,11 @@ func hostileCases() map[string][]hostileCase {
 			{name: "not an arrow file", method: "POST", path: "/v1/datasets/upload?name=d", body: []byte("not arrow"), status: http.StatusBadRequest},
 		},
 		"GET /v1/datasets/flight": queryCases("/v1/datasets/flight", "id"),
-		"DELETE /v1/datasets/{name}/versions/{version}": join(
-			pathCases("DELETE", "/v1/datasets/{name}/versions/v1", "name"),
-			[]hostileCase{
-				{name: "version huge", method: "DELETE", path: "/v1/datasets/shapes/versions/" + hugeID, status: http.StatusBadRequest},
-				{name: "version unknown", method: "DELETE", path: "/v1/datasets/shapes/versions/v99", status: http.StatusBadRequest},
-				{name: "name unknown", method: "DELETE", path: "/v1/datasets/nosuch/versions/latest", status: http.StatusBadRequest},
-			}),
+		"DELETE /v1/datasets/{name}/versions/{version}": join(pathCases("DELETE", "/v1/datasets/{name}/versions/v1", "name"), []hostileCase{
+			{name: "version huge", method: "DELETE", path: "/v1/datasets/shapes/versions/" + hugeID, status: http.StatusBadRequest},
+			{name: "version unknown", method: "DELETE", path: "/v1/datasets/shapes/versions/v99", status: http.StatusBadRequest},
+			{name: "dataset unknown", method: "DELETE", path: "/v1/datasets/nope/versions/v1", status: http.StatusBadRequest},
+		}),
 		"GET /v1/gc/jobs":   blockingCases("/v1/gc/jobs"),
 		"GET /v1/gc/sweeps": blockingCases("/v1/gc/sweeps"),
 		"GET /v1/cluster/status": {
@@ -249,6 +262,7 @@ func hostileCases() map[string][]hostileCase {
 			"raft_addr not addr":   `{"id":"c9","raft_addr":"nowhere","http_addr":"h:2"}`,
 			"http_addr huge":       `{"id":"c9","raft_addr":"h:1","http_addr":"` + hugeID + `:1"}`,
 			"addresses wrong type": `{"id":"c9","raft_addr":1,"http_addr":2}`,
+			"joiner not there":     `{"id":"c9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:1"}`,
 		})),
 		artifact.BlobsPath: {
 			{name: "digest odd", method: "GET", path: "/v1/blobs/..%2Fx", uncoded: true},
@@ -323,6 +337,10 @@ func TestHostileInput(t *testing.T) {
 							var eb api.ErrorBody
 							if err := json.Unmarshal(data, &eb); err != nil || eb.Error == "" || eb.Code == "" || eb.RequestID == "" {
 								t.Fatalf("answer %.300s is no JSON error body with a code and request id (%v)", data, err)
+							}
+							// Errors quote bad input truncated, never whole.
+							if len(eb.Error) > maxHostileErrorLen {
+								t.Fatalf("error of %d bytes, the most is %d: %.300s", len(eb.Error), maxHostileErrorLen, eb.Error)
 							}
 						}
 						if got := l.srv.State().Index(); got != idx {

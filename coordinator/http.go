@@ -93,7 +93,7 @@ func (s *Server) routes(extra ...route) http.Handler {
 	for _, rt := range append(s.apiRoutes(), extra...) {
 		mux.Handle(rt.pattern, rt.handler)
 	}
-	return s.middleware(mux, httpLimits{inFlight: maxInFlight, blocking: maxBlockingInFlight})
+	return s.middleware(mux, s.cfg.limits.withDefaults())
 }
 
 // authenticate returns the identity of an HTTP request's sender. Until the

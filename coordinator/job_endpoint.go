@@ -166,6 +166,11 @@ func (e *Jobs) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (Rep
 	if err := s.leaderOnly(ctx); err != nil {
 		return Reply[*api.Job]{}, err
 	}
+	// An unknown job is not found without a log entry: nobody may grow
+	// the log with made-up ids.
+	if _, err := s.State().Job(req.ID); err != nil {
+		return Reply[*api.Job]{}, err
+	}
 	resp, err := s.raftApply(ctx, structs.JobCancelRequestType, &structs.JobCancelRequest{
 		JobID: req.ID,
 		Time:  time.Now().UTC(),
@@ -191,7 +196,13 @@ func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointList
 	if err := checkOptionalID("job", api.KindJob, req.JobID); err != nil {
 		return Reply[[]*api.Checkpoint]{}, err
 	}
-	idx := s.waitTables(ctx, req.QueryOptions, state.TableCheckpoints)
+	tables := []state.Table{state.TableCheckpoints}
+	if req.JobID != "" {
+		// The answer depends on the job too (not found until it is
+		// there): a change to it must end the wait.
+		tables = append(tables, state.TableJobs)
+	}
+	idx := s.waitTables(ctx, req.QueryOptions, tables...)
 	if req.JobID != "" {
 		if _, err := s.State().Job(req.JobID); err != nil {
 			return Reply[[]*api.Checkpoint]{Index: idx}, fmt.Errorf("job: %w", err)

@@ -51,11 +51,15 @@ func (s *Server) monitorLeadership(ctx context.Context) {
 }
 
 // leaderLoop waits for a barrier (everything committed by earlier leaders is
-// applied here), then enables the leader-only work: the scheduler
+// applied here) and registers this server, then lets writes in
+// (leaderReady, see leaderOnly) and enables the leader-only work: the scheduler
 // (schedule.go), the sweep controller (sweep.go), the worker leases (lease.go) and, with gossip, the
 // membership reconciler (members.go); they stop when ctx ends
 // (leadership lost or shutdown) and leaderLoop returns once they have.
 func (s *Server) leaderLoop(ctx context.Context) {
+	if s.cfg.leaderHook != nil {
+		s.cfg.leaderHook()
+	}
 	for {
 		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
 		if err == nil {
@@ -80,6 +84,9 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case <-time.After(s.cfg.RetryInterval):
 		}
 	}
+	// Writes may come in now: they see every earlier leader's.
+	s.leaderReady.Store(true)
+	defer s.leaderReady.Store(false)
 	// The leader-only services; each ends when ctx does.
 	lease := s.newLeaderLease()
 	s.lease.Store(lease)
@@ -114,7 +121,9 @@ func (s *Server) registerServer(ctx context.Context, req api.JoinRequest) error 
 }
 
 // addVoter makes a server a voter (unless it already is one at that address)
-// and records it in the registry. The caller is the leader.
+// and records it in the registry, once the server has shown it is the one
+// the join names (verifyJoiner); a join that changes nothing needs no
+// check. The caller is the leader.
 func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -125,6 +134,14 @@ func (s *Server) addVoter(ctx context.Context, req api.JoinRequest) error {
 		if string(rs.ID) == req.ID && string(rs.Address) == req.RaftAddr && rs.Suffrage == raft.Voter {
 			present = true
 		}
+	}
+	if srv, err := s.State().Server(req.ID); present && err == nil && srv.RaftAddr == req.RaftAddr && srv.HTTPAddr == req.HTTPAddr {
+		return nil // nothing to change
+	}
+	// The join changes the configuration or the registry: only a server
+	// that answers as the join says may do that.
+	if err := s.verifyJoiner(ctx, req); err != nil {
+		return err
 	}
 	if !present {
 		timeout := s.applyTimeout(ctx)

@@ -25,6 +25,11 @@ import (
 //     request is answered 503 with Retry-After at once, without reading
 //     its body. (Headers are bounded by maxHeaderBytes in the http.Server,
 //     bodies by maxBodyBytes in the adapter.)
+//  5. body pace: a request's body must arrive within bodyGrace plus one
+//     second per bodyMinRate bytes read so far (rateBody), so a client
+//     that sends a body slowly, or part of one and then nothing, gives its
+//     slot back instead of holding it for good; this bounds JSON bodies
+//     and uploads (datasets, blobs) alike, each by its size.
 
 // requestIDHeader carries a request's id, in requests and answers.
 const requestIDHeader = "X-Request-Id"
@@ -39,11 +44,52 @@ const (
 	maxBlockingInFlight = 4096
 	// maxHeaderBytes bounds a request's header (http.Server).
 	maxHeaderBytes = 64 << 10
+	// bodyGrace is the time a request body may take before it must
+	// keep up bodyMinRate.
+	bodyGrace = 30 * time.Second
+	// bodyMinRate is the slowest a body may arrive after bodyGrace,
+	// in bytes per second on average: 64 KiB/s.
+	bodyMinRate = 64 << 10
+	// httpIdleTimeout closes a keep-alive connection idle that long.
+	httpIdleTimeout = 2 * time.Minute
 )
 
-// httpLimits are the concurrency limits of the middleware chain.
+// httpLimits are the limits of the middleware chain.
 type httpLimits struct {
 	inFlight, blocking int
+	// bodyGrace and bodyMinRate pace request bodies (rateBody).
+	bodyGrace   time.Duration
+	bodyMinRate int64
+	// forwardHeaderTimeout bounds the wait for the leader's answer to
+	// an ordinary forwarded request; 0 means Config.ApplyTimeout plus
+	// 5 s (forward.go).
+	forwardHeaderTimeout time.Duration
+}
+
+// proxyHeaderTimeout is l.forwardHeaderTimeout, or its default for cfg.
+func (l httpLimits) proxyHeaderTimeout(cfg Config) time.Duration {
+	if l.forwardHeaderTimeout > 0 {
+		return l.forwardHeaderTimeout
+	}
+	return cfg.ApplyTimeout + 5*time.Second
+}
+
+// withDefaults returns l with each field that is not set given its
+// default.
+func (l httpLimits) withDefaults() httpLimits {
+	if l.inFlight <= 0 {
+		l.inFlight = maxInFlight
+	}
+	if l.blocking <= 0 {
+		l.blocking = maxBlockingInFlight
+	}
+	if l.bodyGrace <= 0 {
+		l.bodyGrace = bodyGrace
+	}
+	if l.bodyMinRate <= 0 {
+		l.bodyMinRate = bodyMinRate
+	}
+	return l
 }
 
 // middleware wraps the API's handler in the chain above.
@@ -52,7 +98,7 @@ func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
 	blocking := make(chan struct{}, lim.blocking)
 	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sem := inFlight
-		if r.Method == http.MethodGet && r.URL.Query().Has("index") {
+		if isBlockingQuery(r) {
 			sem = blocking
 		}
 		select {
@@ -66,6 +112,9 @@ func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
 				RequestID: w.Header().Get(requestIDHeader),
 			})
 			return
+		}
+		if r.Body != nil && r.Body != http.NoBody && lim.bodyGrace > 0 {
+			r.Body = newRateBody(w, r.Body, lim.bodyGrace, lim.bodyMinRate)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -97,6 +146,12 @@ func (s *Server) middleware(next http.Handler, lim httpLimits) http.Handler {
 		}()
 		limited.ServeHTTP(rec, r)
 	})
+}
+
+// isBlockingQuery reports whether r is a blocking query: a read (GET, or
+// HEAD, which the same routes serve) with an index.
+func isBlockingQuery(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Query().Has("index")
 }
 
 // logAccess logs one request: at debug level when it succeeded, info for a

@@ -170,3 +170,40 @@ func TestMiddlewareInFlightLimit(t *testing.T) {
 		t.Fatalf("after the release: status %d", resp.StatusCode)
 	}
 }
+
+// TestMiddlewareHeadBlockingQuery holds a HEAD blocking query, which the
+// GET routes serve as well: it must take a blocking-query slot, leaving the
+// one ordinary slot to other requests.
+func TestMiddlewareHeadBlockingQuery(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	ts := newMiddlewareServer(t, httpLimits{inFlight: 1, blocking: 1}, map[string]http.HandlerFunc{
+		"GET /hold": func(w http.ResponseWriter, _ *http.Request) {
+			entered <- struct{}{}
+			<-release
+			w.WriteHeader(http.StatusOK)
+		},
+		"GET /ok": func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, "ok") },
+	})
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.Head(ts.URL + "/hold?index=5")
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+	resp, err := http.Get(ts.URL + "/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	close(release)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET while a HEAD blocking query waits: status %d, want 200", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -42,8 +42,10 @@ type Server struct {
 	// endpoints are the API, which the HTTP handler adapts
 	// (endpoint.go, http.go).
 	endpoints *Endpoints
-	// proxyTransport forwards writes to the leader (forward.go).
-	proxyTransport *http.Transport
+	// proxyTransport forwards writes to the leader (forward.go);
+	// longProxyTransport forwards those the leader may take minutes over
+	// (longForward).
+	proxyTransport, longProxyTransport *http.Transport
 
 	// blobs is this server's artifact store, served at /v1/blobs/;
 	// replicator copies blobs between coordinators (blobs.go).
@@ -64,6 +66,10 @@ type Server struct {
 	// lease tracks worker heartbeats; set while this server leads
 	// (lease.go).
 	lease atomic.Pointer[membership.Lease]
+	// leaderReady is set while this server leads and has applied
+	// everything earlier leaders committed (the barrier) and registered
+	// itself: only then does leaderOnly let writes through (leader.go).
+	leaderReady atomic.Bool
 
 	// member is this server's gossip membership, nil without
 	// cfg.Gossip; memberHandler is the leader's handler of its events,
@@ -93,20 +99,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logger = logger.With("node", cfg.NodeID)
 	s := &Server{
-		cfg:       cfg,
-		log:       logger,
-		hclog:     newHCLogAdapter(logger, "raft"),
-		fsm:       state.NewFSM(logger.With("component", "fsm")),
-		leaderCh:  make(chan bool, 8),
-		schedKick: make(chan struct{}, 1),
-		replaySem: make(chan struct{}, 1),
-		sweepKick: make(chan struct{}, 1),
-		proxyTransport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			ResponseHeaderTimeout: cfg.ApplyTimeout + 5*time.Second,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       30 * time.Second,
-		},
+		cfg:                cfg,
+		log:                logger,
+		hclog:              newHCLogAdapter(logger, "raft"),
+		fsm:                state.NewFSM(logger.With("component", "fsm")),
+		leaderCh:           make(chan bool, 8),
+		schedKick:          make(chan struct{}, 1),
+		replaySem:          make(chan struct{}, 1),
+		sweepKick:          make(chan struct{}, 1),
+		proxyTransport:     newProxyTransport(cfg.limits.withDefaults().proxyHeaderTimeout(cfg)),
+		longProxyTransport: newProxyTransport(longForwardTimeout),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.endpoints = newEndpoints(s)
@@ -145,7 +147,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes}
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 	s.goFunc(func() {
 		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
@@ -240,6 +247,7 @@ func (s *Server) Shutdown() error {
 			errs = append(errs, s.logStore.Close())
 		}
 		s.proxyTransport.CloseIdleConnections()
+		s.longProxyTransport.CloseIdleConnections()
 		if s.replicator != nil {
 			s.replicator.Client().CloseIdleConnections()
 		}
@@ -270,6 +278,8 @@ func (s *Server) Status() (*api.ClusterStatus, error) {
 	_, leaderID := s.raft.LeaderWithID()
 	st := &api.ClusterStatus{
 		NodeID:       s.cfg.NodeID,
+		RaftAddr:     s.RaftAddr(),
+		HTTPAddr:     s.httpAddr,
 		State:        s.raft.State().String(),
 		LeaderID:     string(leaderID),
 		LastIndex:    s.raft.LastIndex(),

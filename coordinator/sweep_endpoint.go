@@ -114,6 +114,9 @@ func (e *Sweeps) Cancel(ctx context.Context, id Identity, req *ObjectRequest) (R
 	if err := s.leaderOnly(ctx); err != nil {
 		return Reply[*api.Sweep]{}, err
 	}
+	if _, err := s.State().Sweep(req.ID); err != nil {
+		return Reply[*api.Sweep]{}, err // no log entry for a made-up id
+	}
 	resp, err := s.raftApply(ctx, structs.SweepCancelRequestType, &structs.SweepCancelRequest{
 		SweepID: req.ID,
 		Time:    time.Now().UTC(),

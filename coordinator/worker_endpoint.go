@@ -67,6 +67,9 @@ func (e *Workers) Drain(ctx context.Context, id Identity, req *ObjectRequest) (R
 	if err := s.leaderOnly(ctx); err != nil {
 		return Reply[*api.Worker]{}, err
 	}
+	if _, err := s.State().Worker(req.ID); err != nil {
+		return Reply[*api.Worker]{}, err // no log entry for a made-up id
+	}
 	resp, err := s.raftApply(ctx, structs.WorkerDrainRequestType, &structs.WorkerDrainRequest{
 		ID:   req.ID,
 		Time: time.Now().UTC(),
@@ -149,7 +152,9 @@ func (e *Workers) Assignments(ctx context.Context, id Identity, req *ObjectReque
 	if err := checkID("id", api.KindWorker, req.ID); err != nil {
 		return Reply[[]api.WorkerAssignment]{}, err
 	}
-	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments)
+	// The answer is not found until the worker is there: its table
+	// ends the wait too.
+	idx := s.waitTables(ctx, req.QueryOptions, state.TableAssignments, state.TableWorkers)
 	if _, err := s.State().Worker(req.ID); err != nil {
 		return Reply[[]api.WorkerAssignment]{Index: idx}, err
 	}

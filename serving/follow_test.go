@@ -85,7 +85,7 @@ func TestFollowModelHotSwaps(t *testing.T) {
 	peer := "http://" + coord.HTTPAddr()
 	ac := api.New(coord.HTTPAddr())
 	ctx := context.Background()
-	if _, err := ac.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "d", ID: strings.Repeat("a", 64), Manifest: []byte(`{"name":"d"}`)}); err != nil {
+	if _, err := ac.RegisterDataset(ctx, api.RegisterDatasetBody{Name: "d", ID: strings.Repeat("a", 64), Manifest: []byte(`{"name":"d","id":"` + strings.Repeat("a", 64) + `"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	spec := jobspec.Defaults()
