@@ -228,6 +228,23 @@ func convertPtr[S, A any](in *S, f func(S) A) *A {
 	return &a
 }
 
+// apiJobSummary converts the server's JobSummary to its wire form.
+func apiJobSummary(v structs.JobSummary) api.JobSummary {
+	return api.JobSummary{
+		ID: v.ID, Name: v.Name, SweepID: v.SweepID, Trial: v.Trial, State: api.JobState(v.State), Error: v.Error,
+		Attempts: v.Attempts, Restarts: v.Restarts, Progress: apiProgress(v.Progress), LatestCheckpoint: v.LatestCheckpoint,
+		SubmitTime: v.SubmitTime, EndTime: v.EndTime, CollectTime: v.CollectTime,
+	}
+}
+
+// apiSweepSummary converts the server's SweepSummary to its wire form.
+func apiSweepSummary(v structs.SweepSummary) api.SweepSummary {
+	return api.SweepSummary{
+		ID: v.ID, Name: v.Name, State: api.SweepState(v.State), Error: v.Error, Trials: v.Trials,
+		Best: convertPtr(v.Best, apiSweepBest), SubmitTime: v.SubmitTime, EndTime: v.EndTime, CollectTime: v.CollectTime,
+	}
+}
+
 // serverMetric converts a metric report of the API to the server's form.
 func serverMetric(v api.Metric) structs.Metric {
 	return structs.Metric{JobID: v.JobID, Attempt: v.Attempt, Epoch: v.Epoch, Step: v.Step, Values: v.Values, Time: v.Time}
@@ -239,11 +256,9 @@ func serverWorkerMeta(v api.WorkerMeta) structs.WorkerMeta {
 	return structs.WorkerMeta{Cores: v.Cores, GPUs: v.GPUs, Spot: v.Spot, Zone: v.Zone, Version: v.Version}
 }
 
-// convertPtrs converts each non-nil element of in with f; nil stays nil.
+// convertPtrs converts each non-nil element of in with f. The result is
+// never nil: a list answers [] in JSON, never null.
 func convertPtrs[S, A any](in []*S, f func(S) A) []*A {
-	if in == nil {
-		return nil
-	}
 	out := make([]*A, 0, len(in))
 	for _, v := range in {
 		if v != nil {

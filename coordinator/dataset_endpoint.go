@@ -38,9 +38,6 @@ func (e *Datasets) List(ctx context.Context, id Identity, req *DatasetListReques
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableDatasets)
 	out := convertPtrs(s.State().DatasetVersions(req.Name), apiDatasetVersion)
-	if out == nil {
-		out = []*api.DatasetVersion{}
-	}
 	return Reply[[]*api.DatasetVersion]{Value: out, Index: idx}, nil
 }
 

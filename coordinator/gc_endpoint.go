@@ -70,9 +70,6 @@ func (e *Jobs) Summaries(ctx context.Context, id Identity, req *ListRequest) (Re
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableJobs)
 	out := convertPtrs(s.State().JobSummaries(), apiJobSummary)
-	if out == nil {
-		out = []*api.JobSummary{}
-	}
 	return Reply[[]*api.JobSummary]{Value: out, Index: idx}, nil
 }
 
@@ -85,23 +82,5 @@ func (e *Sweeps) Summaries(ctx context.Context, id Identity, req *ListRequest) (
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableSweeps)
 	out := convertPtrs(s.State().SweepSummaries(), apiSweepSummary)
-	if out == nil {
-		out = []*api.SweepSummary{}
-	}
 	return Reply[[]*api.SweepSummary]{Value: out, Index: idx}, nil
-}
-
-func apiJobSummary(v structs.JobSummary) api.JobSummary {
-	return api.JobSummary{
-		ID: v.ID, Name: v.Name, SweepID: v.SweepID, Trial: v.Trial, State: api.JobState(v.State), Error: v.Error,
-		Attempts: v.Attempts, Restarts: v.Restarts, Progress: apiProgress(v.Progress), LatestCheckpoint: v.LatestCheckpoint,
-		SubmitTime: v.SubmitTime, EndTime: v.EndTime, CollectTime: v.CollectTime,
-	}
-}
-
-func apiSweepSummary(v structs.SweepSummary) api.SweepSummary {
-	return api.SweepSummary{
-		ID: v.ID, Name: v.Name, State: api.SweepState(v.State), Error: v.Error, Trials: v.Trials,
-		Best: convertPtr(v.Best, apiSweepBest), SubmitTime: v.SubmitTime, EndTime: v.EndTime, CollectTime: v.CollectTime,
-	}
 }

@@ -209,9 +209,6 @@ func (e *Jobs) Checkpoints(ctx context.Context, id Identity, req *CheckpointList
 		}
 	}
 	out := convertPtrs(s.State().Checkpoints(req.JobID), apiCheckpoint)
-	if out == nil {
-		out = []*api.Checkpoint{}
-	}
 	return Reply[[]*api.Checkpoint]{Value: out, Index: idx}, nil
 }
 

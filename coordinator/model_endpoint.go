@@ -23,9 +23,6 @@ func (e *Models) List(ctx context.Context, id Identity, req *ListRequest) (Reply
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableModels)
 	out := convertPtrs(s.State().ModelVersions(""), apiModelVersion)
-	if out == nil {
-		out = []*api.ModelVersion{}
-	}
 	return Reply[[]*api.ModelVersion]{Value: out, Index: idx}, nil
 }
 

@@ -31,9 +31,6 @@ func (e *Workers) List(ctx context.Context, id Identity, req *ListRequest) (Repl
 	}
 	idx := s.waitTables(ctx, req.QueryOptions, state.TableWorkers)
 	out := convertPtrs(s.State().Workers(), apiWorker)
-	if out == nil {
-		out = []*api.Worker{}
-	}
 	return Reply[[]*api.Worker]{Value: out, Index: idx}, nil
 }
 
