@@ -54,7 +54,7 @@ func ParseQueryOptions(q url.Values) (QueryOptions, error) {
 	if v := q.Get("index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return o, fmt.Errorf("index: %q is not a non-negative integer", truncate(v))
+			return o, fmt.Errorf("index: %q is not a non-negative integer", Truncate(v, 64))
 		}
 		o.WaitIndex = n
 	}
@@ -74,18 +74,10 @@ func parseWait(v string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 30s", truncate(v))
+		return 0, fmt.Errorf("%q is not a duration such as 30s", Truncate(v, 64))
 	}
 	if d < 0 {
 		return 0, errors.New("negative")
 	}
 	return d, nil
-}
-
-// truncate cuts a user's value for an error message.
-func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
 }

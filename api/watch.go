@@ -117,7 +117,11 @@ func (w *Watch) nextBackoff() time.Duration {
 
 // Pause waits d (returning at once when d is 0), or until ctx ends, and
 // returns ctx's error then.
-func (w *Watch) Pause(ctx context.Context, d time.Duration) error {
+func (w *Watch) Pause(ctx context.Context, d time.Duration) error { return Pause(ctx, d) }
+
+// Pause waits d (returning at once when d is 0), or until ctx ends, and
+// returns ctx's error then: the pause of a follow loop between questions.
+func Pause(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -315,7 +315,7 @@ func Follow(ctx context.Context, srv *Server, cfg FollowConfig) error {
 		}
 		// At most one resolution per Interval; a change meanwhile waits
 		// in changes.
-		if err := pauseFor(ctx, time.Until(resolved.Add(cfg.Interval))); err != nil {
+		if err := api.Pause(ctx, time.Until(resolved.Add(cfg.Interval))); err != nil {
 			return err
 		}
 	}

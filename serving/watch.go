@@ -125,24 +125,8 @@ func (t *targetQuery) run(ctx context.Context, cfg FollowConfig, changes chan<- 
 				return
 			}
 		}
-		if pauseFor(ctx, pause) != nil {
+		if api.Pause(ctx, pause) != nil {
 			return
 		}
-	}
-}
-
-// pauseFor waits d (returning at once when d is 0), or until ctx ends,
-// and returns ctx's error then.
-func pauseFor(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
