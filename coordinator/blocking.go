@@ -11,9 +11,10 @@ import (
 // (HTTP: ?index=N) answers once the tables it reads have changed past
 // that index, or after WaitTime (?wait=D; default api.DefaultBlockingWait,
 // at most api.MaxBlockingWait), whichever comes first; without an index,
-// or with one past the tables' index here, it answers at once. Every such read answers the tables' index (HTTP: the
-// api.IndexHeader header), which the caller passes back as the next
-// index: so it sees every change, without polling. The read endpoints
+// or with one past the tables' index here, it answers at once. Every such
+// read answers the tables' index (HTTP: the api.IndexHeader header), which
+// the caller passes back as the next index: so it sees every change,
+// without polling. The read endpoints
 // check their request first, then call waitTables, then read the state.
 
 // waitTables waits as q says for tables to change (ending early when the

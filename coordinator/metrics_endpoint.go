@@ -188,7 +188,7 @@ func (s *Server) splitMetrics(j *structs.Job, ms []api.Metric, now time.Time) (s
 	if sw, err := s.State().Sweep(j.SweepID); j.SweepID != "" && err == nil && !sw.State.Terminal() {
 		objective = sw.Spec.Objective.Metric
 	}
-	room := s.cfg.GC.MaxReportsPerJob - len(s.State().Metrics(j.ID))
+	room := s.cfg.GC.MaxReportsPerJob - s.State().MetricCount(j.ID)
 	for i, m := range ms {
 		switch {
 		case m.JobID == "":

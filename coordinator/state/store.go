@@ -191,6 +191,14 @@ func (s *Store) Metrics(jobID string) []structs.Metric {
 	return slices.Clone(s.t.metrics[jobID])
 }
 
+// MetricCount returns how many metric reports of a job the state holds,
+// without copying them (Metrics copies).
+func (s *Store) MetricCount(jobID string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.t.metrics[jobID])
+}
+
 // DatasetVersions returns the versions of one dataset name in seq order, or of
 // all names ordered by name when name is empty.
 func (s *Store) DatasetVersions(name string) []*structs.DatasetVersion {
