@@ -114,6 +114,16 @@ type AttemptReportBody struct {
 	Epoch    int                `json:"epoch"`
 	Metrics  map[string]float64 `json:"metrics,omitempty"`
 	Error    string             `json:"error,omitempty"`
+	// Rank is the reporting rank (0 for a single-rank job). Ring and
+	// ImagesPerSec are its ring state and training throughput, shown per
+	// rank by `jobs get`.
+	Rank         int       `json:"rank,omitempty"`
+	Ring         RingState `json:"ring,omitempty"`
+	ImagesPerSec float64   `json:"images_per_sec,omitempty"`
+	// FailedRank, on a failed report, names the rank the failure is blamed
+	// on (a peer that died, stalled or sent garbage); its worker is the
+	// one excluded from the retry. Nil blames the reporting worker.
+	FailedRank *int `json:"failed_rank,omitempty"`
 }
 
 // MetricsBody is the body of POST /v1/jobs/{id}/metrics: a batch of metric

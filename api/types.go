@@ -55,9 +55,12 @@ type Attempt struct {
 	State      AttemptState `json:"state"`
 	Error      string       `json:"error,omitempty"`
 	// FailedNode is the worker blamed for a failed attempt, if any.
-	FailedNode string    `json:"failed_node,omitempty"`
-	StartTime  time.Time `json:"start_time"`
-	EndTime    time.Time `json:"end_time,omitzero"`
+	FailedNode string `json:"failed_node,omitempty"`
+	// Ranks is each rank's status (address, ring state, throughput) for a
+	// data-parallel attempt; the attempt's secret is never shown.
+	Ranks     []RankStatus `json:"ranks,omitempty"`
+	StartTime time.Time    `json:"start_time"`
+	EndTime   time.Time    `json:"end_time,omitzero"`
 }
 
 // Progress is the latest training progress a job reported.

@@ -92,6 +92,12 @@ type TrainConfig struct {
 	// data-parallel worker all-reduces (averages) gradients across ranks
 	// here. An error ends training.
 	GradHook func(ctx context.Context, grads []float32) error
+	// Collective, when set, makes this run one rank of a data-parallel
+	// job of Collective.Size() ranks: each step's global batch of Batch
+	// examples is split across the ranks and their gradients are summed
+	// exactly, so the weights equal a single process's bit for bit. Rank 0
+	// alone writes checkpoints. Nil is a single process.
+	Collective Collective
 
 	// CheckpointDir, when set, receives LatestCheckpoint and
 	// BestCheckpoint (created if missing).

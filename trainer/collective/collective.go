@@ -1,0 +1,150 @@
+// Package collective is the communication of data-parallel training: the
+// ranks of one attempt connect into a ring over TCP (or TLS), authenticate
+// each other with the attempt's secret, and run collectives on it: ring
+// all-reduce of int64 vectors (exact sums, so the result does not depend on
+// the number of ranks or the order of addition), broadcast with a digest
+// check, and barrier. Every collective has a deadline; a rank that dies,
+// stalls or sends garbage makes every other rank fail within it, with a
+// *RankError naming the rank. See docs/architecture.md, "Data-parallel
+// training".
+package collective
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+)
+
+// DefaultTimeout is the deadline of one collective when Config.Timeout is
+// zero.
+const DefaultTimeout = 10 * time.Second
+
+// Errors a *RankError wraps, for callers to branch on.
+var (
+	// ErrTimeout: a peer sent nothing (or took nothing) within the deadline.
+	ErrTimeout = errors.New("collective timed out")
+	// ErrMismatch: ranks called different collectives (another step,
+	// bucket, layout or size) at the same point.
+	ErrMismatch = errors.New("collective mismatch")
+	// ErrAuth: a peer could not prove it belongs to the attempt.
+	ErrAuth = errors.New("peer not authenticated")
+	// ErrCorrupt: a peer sent a frame that failed its checksum or framing.
+	ErrCorrupt = errors.New("corrupt frame")
+	// ErrPeerGone: a peer closed its connection or died.
+	ErrPeerGone = errors.New("peer gone")
+	// ErrClosed: the Comm was closed, or broken by an earlier failure.
+	ErrClosed = errors.New("communicator closed")
+)
+
+// Op is the reduction of an all-reduce.
+type Op uint8
+
+// The reductions.
+const (
+	Sum Op = iota // wrapping int64 addition: exact and associative
+	Max           // int64 maximum
+)
+
+// Tag identifies one collective call; every rank must make the same call
+// with an equal Tag at the same point, or all fail with ErrMismatch.
+type Tag struct {
+	Step   int64  // the training step (or any sequence number)
+	Bucket int    // the gradient bucket (or other sub-index)
+	Layout uint64 // a digest of what the caller is exchanging (bucket layout, model)
+}
+
+// Config describes one rank's place in the ring.
+type Config struct {
+	// Rank is this rank, of Size.
+	Rank, Size int
+	// Peers holds every rank's listen address (host:port), Peers[Rank]
+	// being this rank's.
+	Peers []string
+	// Listener is this rank's listener, bound at Peers[Rank]; the Comm
+	// owns it from New on and closes it.
+	Listener net.Listener
+	// Secret is the attempt's shared secret (at least 16 bytes); a peer
+	// that cannot prove it knows it is refused.
+	Secret []byte
+	// Session names the attempt ("JOB/attempt-N"); a peer of another
+	// session is refused even with the same secret.
+	Session string
+	// TLS, when set, wraps every connection (both directions use it: it
+	// needs a certificate and the roots to verify the peers').
+	TLS *tls.Config
+	// Timeout is the deadline of each collective (default DefaultTimeout).
+	Timeout time.Duration
+	// ConnectTimeout bounds New: connecting to the ring and the first
+	// barrier (default 60s); peers may start later than this rank.
+	ConnectTimeout time.Duration
+	// ChunkBytes is the pipelining unit of the ring (default 256 KiB).
+	ChunkBytes int
+	// Logger receives the ring's progress (default: discarded).
+	Logger *slog.Logger
+}
+
+// RankError is a collective's failure, blamed on a rank.
+type RankError struct {
+	Rank int    // the rank blamed (may be this rank for a local error)
+	Op   string // "all-reduce", "broadcast", "barrier", "connect"
+	Tag  Tag
+	Err  error // wraps one of the Err* values
+}
+
+func (e *RankError) Error() string {
+	return "rank " + itoa(e.Rank) + ": " + e.Op + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *RankError) Unwrap() error { return e.Err }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Comm is one rank's end of a connected ring. Collectives on it are called
+// one at a time, in the same order on every rank. After a failure every
+// later call returns that failure.
+type Comm struct {
+	cfg Config
+}
+
+// New connects this rank into the ring described by cfg (dialling its
+// successor, accepting its predecessor, authenticating both) and waits
+// for every rank with a barrier. It fails if that does not finish within
+// cfg.ConnectTimeout or ctx ends.
+func New(ctx context.Context, cfg Config) (*Comm, error) {
+	return nil, errors.New("collective: not implemented")
+}
+
+// Rank is this rank; Size the number of ranks.
+func (c *Comm) Rank() int { return c.cfg.Rank }
+
+// Size is the number of ranks.
+func (c *Comm) Size() int { return c.cfg.Size }
+
+// AllReduceInt64 replaces buf, on every rank, with the element-wise
+// reduction (op) of every rank's buf. All ranks pass the same tag and
+// length. It is a ring reduce-scatter then all-gather, chunked and
+// pipelined so that each rank sends and receives at once.
+func (c *Comm) AllReduceInt64(ctx context.Context, tag Tag, buf []int64, op Op) error {
+	return errors.New("collective: not implemented")
+}
+
+// Broadcast copies root's buf to every other rank's buf (all pass the same
+// length); every rank checks the SHA-256 digest of what it received against
+// root's.
+func (c *Comm) Broadcast(ctx context.Context, tag Tag, buf []byte, root int) error {
+	return errors.New("collective: not implemented")
+}
+
+// Barrier returns once every rank has called it with tag.
+func (c *Comm) Barrier(ctx context.Context, tag Tag) error {
+	return errors.New("collective: not implemented")
+}
+
+// Close closes the ring's connections and the listener; peers see
+// ErrPeerGone. It is idempotent.
+func (c *Comm) Close() error { return nil }
