@@ -18,6 +18,7 @@ import (
 	"github.com/trainctl/trainctl/artifact"
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/membership"
+	"github.com/trainctl/trainctl/trainer/collective"
 )
 
 // DefaultAssignmentWait is the default AgentConfig.AssignmentWait. It is
@@ -79,6 +80,17 @@ type AgentConfig struct {
 	Store *dataset.Store
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
+	// RingHost is the host the ranks of data-parallel attempts listen on
+	// for their peers and advertise to them (default: the local address
+	// this machine reaches the first coordinator from).
+	RingHost string
+	// CollectiveTimeout is the deadline of every collective of a
+	// data-parallel rank: a peer silent for that long fails the step
+	// (default collective.DefaultTimeout).
+	CollectiveTimeout time.Duration
+	// RendezvousTimeout bounds the wait for every rank of an attempt to
+	// register its address (default DefaultRendezvousTimeout).
+	RendezvousTimeout time.Duration
 	// Gossip, when set, makes the worker a member of the coordinators'
 	// gossip cluster: its bind address, timings and Join (the
 	// coordinators' gossip addresses, required); the agent sets the node
@@ -157,6 +169,12 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CollectiveTimeout <= 0 {
+		cfg.CollectiveTimeout = collective.DefaultTimeout
+	}
+	if cfg.RendezvousTimeout <= 0 {
+		cfg.RendezvousTimeout = DefaultRendezvousTimeout
+	}
 	a := &Agent{
 		cfg:   cfg,
 		log:   cfg.Logger.With("worker", cfg.ID),
@@ -171,6 +189,7 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		Datasets:       &agentDatasets{a: a},
 		Reporter:       &agentReporter{a: a},
 		Checkpoints:    &agentSink{a: a},
+		Ring:           &agentRing{a: a},
 		Grace:          cfg.Grace,
 		ReportEvery:    cfg.ReportEvery,
 		ReportInterval: cfg.ReportInterval,
@@ -472,7 +491,11 @@ func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeR
 			log.Warn("attempt report failed", "state", body.State, "err", err)
 		}
 	}
-	if _, err := a.api.ReportAttempt(ctx, wa.JobID, wa.Attempt, api.AttemptReportBody{WorkerID: a.cfg.ID, State: api.AttemptRunning}); err != nil {
+	start := api.AttemptReportBody{WorkerID: a.cfg.ID, State: api.AttemptRunning, Rank: wa.Rank}
+	if len(wa.Nodes) > 1 {
+		start.Ring = api.RingWaiting
+	}
+	if _, err := a.api.ReportAttempt(ctx, wa.JobID, wa.Attempt, start); err != nil {
 		if errors.Is(err, api.ErrConflict) {
 			log.Info("attempt already ended; not running it", "err", err)
 			return
@@ -506,9 +529,14 @@ func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeR
 	// The metrics went through the Reporter (its final batch holds the
 	// last epoch's evaluation, which stays the job's progress); the
 	// outcome carries none.
-	body := api.AttemptReportBody{Step: out.Step}
+	body := api.AttemptReportBody{Step: out.Step, Rank: wa.Rank}
 	switch out.Status {
 	case Succeeded:
+		if wa.Rank != 0 {
+			// Rank 0 holds the checkpoint and reports the attempt.
+			log.Info("rank finished; rank 0 reports the attempt", "step", out.Step)
+			return
+		}
 		body.State = api.AttemptSucceeded
 	case Preempted:
 		body.State = api.AttemptPreempted
@@ -516,6 +544,9 @@ func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeR
 		body.State = api.AttemptFailed
 		if out.Err != nil {
 			body.Error = out.Err.Error()
+		}
+		if re := (*collective.RankError)(nil); errors.As(out.Err, &re) && re.Rank >= 0 && re.Rank < len(wa.Nodes) {
+			body.Ring, body.FailedRank = api.RingFailed, &re.Rank
 		}
 	}
 	report(body)
@@ -576,6 +607,16 @@ type agentReporter struct{ a *Agent }
 
 // Report implements Reporter.
 func (r *agentReporter) Report(ctx context.Context, b MetricsBatch) error {
+	if b.Ranks > 1 {
+		if n := len(b.Steps); n > 0 {
+			last := b.Steps[n-1]
+			// Every rank computes 1/Ranks of each step's examples.
+			r.a.reportRing(ctx, b.assignment(), api.RingConnected, last.Step, last.ImagesPerSec/float64(b.Ranks))
+		}
+		if b.Rank != 0 {
+			return nil // the job's metrics are global: rank 0 reports them
+		}
+	}
 	var ms []api.Metric
 	if n := len(b.Steps); n > 0 {
 		last := b.Steps[n-1]

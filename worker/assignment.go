@@ -19,7 +19,7 @@ var (
 	// range, an invalid spec).
 	ErrAssignment = errors.New("invalid assignment")
 	// ErrUnsupported: the spec asks for something this worker does not do
-	// yet (data-parallel ranks > 1).
+	// (another model, or ranks > 1 without a RingConnector).
 	ErrUnsupported = errors.New("not supported")
 	// ErrGraceExpired: after a preemption notice the run could not stop
 	// and hand over its final checkpoint within the grace period.
@@ -93,18 +93,14 @@ func (a Assignment) Validate() error {
 // TrainConfig maps an assignment onto the trainer's configuration:
 // optimizer and hyperparameters from the spec (momentum is SGD's momentum
 // or Adam's β1), the model sized to the dataset (ModelUNetS), the
-// checkpoint period, max time, the rank's shard and the dataset name.
+// checkpoint period, max time and the dataset name.
 // threads is the engine's thread count; 0 means the spec's cpus_per_rank,
 // capped at GOMAXPROCS (results are bit-identical for any count). Run adds
 // the checkpoint directory, the resume checkpoint, the dataset version and
-// the callbacks. Ranks > 1 wrap ErrUnsupported: data-parallel gradient
-// exchange arrives in a later issue.
+// the callbacks (and, for ranks > 1, the collective).
 func TrainConfig(a Assignment, threads int) (trainer.TrainConfig, error) {
 	s := a.Spec
 	h := s.Hyperparameters
-	if s.Resources.Ranks > 1 || a.Ranks > 1 {
-		return trainer.TrainConfig{}, fmt.Errorf("job %s: %d ranks: %w: data-parallel training (ranks > 1)", a.JobID, s.Resources.Ranks, ErrUnsupported)
-	}
 	if s.Model != jobspec.ModelUNetS {
 		return trainer.TrainConfig{}, fmt.Errorf("job %s: model %q: %w", a.JobID, s.Model, ErrUnsupported)
 	}
@@ -134,8 +130,6 @@ func TrainConfig(a Assignment, threads int) (trainer.TrainConfig, error) {
 		Seed:            h.Seed,
 		Flip:            h.Flip,
 		Threads:         threads,
-		Shard:           a.Rank,
-		NumShards:       max(a.Ranks, 1),
 		CheckpointEvery: s.CheckpointEvery,
 		MaxTime:         time.Duration(s.MaxTime),
 		Dataset:         name,

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -39,13 +38,9 @@ func TestTrainConfig(t *testing.T) {
 			},
 		},
 		{
+			// The runner adds the collective; the rest maps as for one rank.
 			name:   "ranks > 1",
-			modify: func(a *Assignment) { a.Spec.Resources.Ranks, a.Ranks = 2, 2 },
-			check: func(t *testing.T, _ Assignment, err error) {
-				if !errors.Is(err, ErrUnsupported) {
-					t.Errorf("err = %v, want ErrUnsupported", err)
-				}
-			},
+			modify: func(a *Assignment) { a.Spec.Resources.Ranks, a.Ranks, a.Rank = 2, 2, 1 },
 		},
 	}
 	for _, tt := range tests {
@@ -80,7 +75,7 @@ func TestTrainConfig(t *testing.T) {
 			if cfg.Batch != h.Batch || cfg.Epochs != h.Epochs || cfg.Seed != h.Seed || cfg.Flip != h.Flip ||
 				cfg.Threads != threads || cfg.CheckpointEvery != a.Spec.CheckpointEvery ||
 				cfg.MaxTime != time.Duration(a.Spec.MaxTime) || cfg.Dataset != "shapes" || cfg.DatasetVersion != id ||
-				cfg.Shard != 0 || cfg.NumShards != 1 {
+				cfg.Collective != nil {
 				t.Errorf("config %+v does not match the assignment %+v", cfg, a)
 			}
 		})

@@ -23,6 +23,10 @@ type MetricsBatch struct {
 	JobID   string `json:"job_id"`
 	Attempt int    `json:"attempt"`
 	Rank    int    `json:"rank"`
+	// Ranks is the attempt's number of ranks: with more than one, only
+	// rank 0's metrics are the job's (they are global), and every rank
+	// reports its own throughput as its ring status.
+	Ranks int `json:"ranks,omitempty"`
 	// Steps are per-step metrics in step order.
 	Steps []StepMetrics `json:"steps,omitempty"`
 	// Epochs are the epoch-end evaluations, in order.
@@ -176,4 +180,9 @@ func (b *batcher) flush(ctx context.Context, final bool) error {
 	b.trimLocked()
 	b.mu.Unlock()
 	return err
+}
+
+// assignment is the part of an Assignment that names the batch's rank.
+func (b MetricsBatch) assignment() Assignment {
+	return Assignment{JobID: b.JobID, Attempt: b.Attempt, Rank: b.Rank, Ranks: b.Ranks}
 }

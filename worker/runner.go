@@ -38,6 +38,9 @@ type RunnerConfig struct {
 	// MaxPendingSteps bounds the step records kept while the Reporter is
 	// behind; the oldest are dropped (default 10000).
 	MaxPendingSteps int
+	// Ring connects the ranks of a data-parallel attempt (required to run
+	// assignments of more than one rank).
+	Ring RingConnector
 	// Threads overrides the engine's thread count (default: the spec's
 	// cpus_per_rank, capped at GOMAXPROCS).
 	Threads int
@@ -188,7 +191,7 @@ func (r *Runner) Run(ctx context.Context, a Assignment) Outcome {
 	}
 	log.Info("run starting", "dataset", ref, "version", dataset.ShortID(id), "dir", dir, "resume", a.ResumeFrom)
 
-	b := newBatcher(r.cfg.Reporter, MetricsBatch{JobID: a.JobID, Attempt: a.Attempt, Rank: a.Rank},
+	b := newBatcher(r.cfg.Reporter, MetricsBatch{JobID: a.JobID, Attempt: a.Attempt, Rank: a.Rank, Ranks: a.Ranks},
 		r.cfg.ReportEvery, r.cfg.ReportInterval, r.cfg.MaxPendingSteps, log)
 	h := newHandoff(r.cfg.Checkpoints, Checkpoint{JobID: a.JobID, Attempt: a.Attempt, Rank: a.Rank}, dir, log)
 	go b.run(hctx)
@@ -205,6 +208,22 @@ func (r *Runner) Run(ctx context.Context, a Assignment) Outcome {
 	}
 	cfg.OnEpoch = b.epoch
 	cfg.OnCheckpoint = h.add
+	if a.Ranks > 1 {
+		ring, err := r.connect(ctx, a)
+		if err != nil {
+			b.finish()
+			h.close()
+			<-b.done
+			<-h.done
+			v.Close()
+			if ctx.Err() != nil {
+				return preemptedEarly()
+			}
+			return fail(err)
+		}
+		defer ring.Close()
+		cfg.Collective = ring
+	}
 
 	type trained struct {
 		res trainer.Result
@@ -288,4 +307,13 @@ func (r *Runner) Run(ctx context.Context, a Assignment) Outcome {
 		log.Info("run succeeded", "step", res.Step, "val_miou", res.Val.MeanIoU, "checkpoint", out.Checkpoint, "elapsed", out.Elapsed)
 		return out
 	}
+}
+
+// connect joins a data-parallel rank to its peers through the configured
+// RingConnector.
+func (r *Runner) connect(ctx context.Context, a Assignment) (Ring, error) {
+	if r.cfg.Ring == nil {
+		return nil, fmt.Errorf("job %s: %d ranks: %w: this runner has no ring connector", a.JobID, a.Ranks, ErrUnsupported)
+	}
+	return r.cfg.Ring.Connect(ctx, a)
 }

@@ -377,7 +377,7 @@ func TestRunFailures(t *testing.T) {
 			wantStatus: Failed, wantIs: os.ErrPermission, wantMsg: "dataset shapes@v1: permission denied",
 		},
 		{
-			name:       "data-parallel ranks",
+			name:       "data-parallel ranks without a ring connector",
 			ds:         func(t *testing.T) DatasetSource { return flightSource(t, addr) },
 			assign:     func(a *Assignment) { a.Spec.Resources.Ranks, a.Ranks = 2, 2 },
 			wantStatus: Failed, wantIs: ErrUnsupported,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/trainctl/trainctl/trainer/collective"
 	"github.com/trainctl/trainctl/worker"
 )
 
@@ -31,6 +32,11 @@ func workerCommand() *cli.Command {
 			"each running attempt stops after its current step, checkpoints, uploads the\n" +
 			"checkpoint and is handed back (reported preempted, resumed elsewhere from that\n" +
 			"checkpoint), all within --grace; then the worker exits.\n\n" +
+			"Ranks of a data-parallel job (resources.ranks > 1) listen on --ring-host, register\n" +
+			"that address with the coordinators, connect into a ring with the attempt's other\n" +
+			"ranks (authenticated with the attempt's secret) and sum gradients every step; a\n" +
+			"peer silent for --collective-timeout fails the attempt, which resumes from its\n" +
+			"checkpoint.\n\n" +
 			"Its files live under --work-dir (default --data-dir/worker/ID). Logs go to stderr.\n\n" +
 			gossipHelp + "With gossip, the worker leaves it after handing its attempts back, within --grace.\n\n" +
 			"Examples:\n" +
@@ -46,6 +52,8 @@ func workerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "grace", Usage: "time from a preemption notice to exit, for the final checkpoint", Value: worker.DefaultGrace},
 			&cli.DurationFlag{Name: "heartbeat", Usage: "heartbeat interval; keep it well under the coordinators' worker lease (15s)", Value: defaultAgentHeartbeat},
 			&cli.StringFlag{Name: "work-dir", Usage: "`DIR` for runs, downloaded checkpoints and the dataset cache (default --data-dir/worker/ID)"},
+			&cli.StringFlag{Name: "ring-host", Usage: "`HOST` the worker's data-parallel ranks listen on for their peers (default: this machine's address towards the first coordinator)"},
+			&cli.DurationFlag{Name: "collective-timeout", Usage: "deadline of each gradient exchange between ranks: a peer silent this long fails the step", Value: collective.DefaultTimeout},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text"},
 		}, gossipFlags("gossip addresses `ADDR[,ADDR...]` of the coordinators (their --gossip-addr) to join; required with --gossip-addr")...)...),
@@ -83,6 +91,10 @@ func workerConfig(c *cli.Context) (worker.AgentConfig, error) {
 	cfg.Grace, cfg.HeartbeatInterval = c.Duration("grace"), c.Duration("heartbeat")
 	if cfg.Grace <= 0 || cfg.HeartbeatInterval <= 0 {
 		return cfg, fmt.Errorf("worker: --grace %v --heartbeat %v: must be positive", cfg.Grace, cfg.HeartbeatInterval)
+	}
+	cfg.RingHost, cfg.CollectiveTimeout = c.String("ring-host"), c.Duration("collective-timeout")
+	if cfg.CollectiveTimeout <= 0 {
+		return cfg, fmt.Errorf("worker: --collective-timeout %v: must be positive", cfg.CollectiveTimeout)
 	}
 	cfg.WorkDir = c.String("work-dir")
 	if cfg.WorkDir == "" {
