@@ -95,17 +95,31 @@ run jobs ls
 JOB=$("$BIN" -o json jobs ls | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -1)
 run jobs get "$JOB"
 
-step "14. A short sweep: 4 learning rates, ASHA stops the poorer half after one epoch (about 3 minutes)"
+step "14. The same job on 2 data-parallel ranks (a ring over loopback): the same weights, bit for bit"
+sed -e 's/name: demo-unet/name: demo-unet-dp/' -e 's/ranks: 1, cpus_per_rank: 2/ranks: 2, cpus_per_rank: 1/' \
+	"$DEMO/job.yaml" >"$DEMO/job-dp.yaml"
+cat "$DEMO/job-dp.yaml"
+echo "\$ trainctl submit -f $DEMO/job-dp.yaml --request-id demo-dp --wait"
+out=$("$BIN" submit -f "$DEMO/job-dp.yaml" --request-id demo-dp --wait)
+echo "$out"
+DP=$(head -1 <<<"$out")
+run jobs get "$DP"
+run jobs logs "$DP"
+echo "final val metrics, 1 rank and 2 ranks (equal):"
+"$BIN" -o json jobs get "$JOB" | grep -o '"val_mean_iou": *[0-9.e-]*' | tail -1
+"$BIN" -o json jobs get "$DP" | grep -o '"val_mean_iou": *[0-9.e-]*' | tail -1
+
+step "15. A short sweep: 4 learning rates, ASHA stops the poorer half after one epoch (about 3 minutes)"
 cat deploy/examples/sweep-demo.yaml
 run sweep -f deploy/examples/sweep-demo.yaml --request-id demo-sweep-1 --wait
 SWEEP=$("$BIN" -o json sweeps ls | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -1)
 run sweeps get "$SWEEP"
 
-step "15. Replay the sweep from its Raft log: every decision and suggestion recomputed"
+step "16. Replay the sweep from its Raft log: every decision and suggestion recomputed"
 run sweeps replay "$SWEEP"
 run models get demo-sweep
 
-step "16. Serve the registered model over HTTP and segment an image"
+step "17. Serve the registered model over HTTP and segment an image"
 SERVE="127.0.0.1:$((PORT + 4))"
 "$BIN" serve --model demo-sweep --listen "$SERVE" >"$DEMO/serve.log" 2>&1 &
 pids+=($!)
