@@ -199,4 +199,3 @@ func spread(xs []float64) (median, lo, hi float64) {
 	slices.Sort(s)
 	return s[len(s)/2], s[0], s[len(s)-1]
 }
-
