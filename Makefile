@@ -32,11 +32,16 @@ test-short:
 	$(GO) test -short -count=1 $(PKGS)
 
 # All go test benchmarks, then UNet-S side by side with PyTorch (needs
-# Debian's python3-torch: apt-get install python3-torch).
+# Debian's python3-torch: apt-get install python3-torch), then the ring's
+# bus bandwidth against a plain TCP stream and data-parallel UNet-S
+# training (2 ranks x 1 thread against 1 rank x 2 threads, the cost of
+# exact gradients, a scaling model).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS) | tee $(BENCHOUT)
 	TRAINCTL_GC_BENCH=10000 $(GO) test -count=1 -v -run '^TestGCBenchmark$$' -timeout 60m ./coordinator/ | tee -a $(BENCHOUT)
 	$(GO) run ./trainer/bench -threads $$(nproc) | tee -a $(BENCHOUT)
+	TRAINCTL_BENCH_COLLECTIVE=1 $(GO) test -count=1 -v -run '^TestBusBandwidthTable$$' -timeout 30m ./trainer/collective/ | tee -a $(BENCHOUT)
+	TRAINCTL_BENCH_DP=1 $(GO) test -count=1 -v -run '^TestDataParallelThroughput$$' -timeout 60m ./trainer/ | tee -a $(BENCHOUT)
 
 # The whole system on this machine: coordinator, worker and serving in one
 # process, a generated dataset, a short sweep, its best model served (URL
