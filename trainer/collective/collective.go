@@ -10,7 +10,6 @@
 package collective
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -93,58 +92,13 @@ type RankError struct {
 	Op   string // "all-reduce", "broadcast", "barrier", "connect"
 	Tag  Tag
 	Err  error // wraps one of the Err* values
+
+	forwarded bool // learned from an abort frame, not seen first-hand
 }
 
 func (e *RankError) Error() string {
-	return "rank " + itoa(e.Rank) + ": " + e.Op + ": " + e.Err.Error()
+	return "rank " + strconv.Itoa(e.Rank) + ": " + e.Op + ": " + e.Err.Error()
 }
 
 // Unwrap returns the cause.
 func (e *RankError) Unwrap() error { return e.Err }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-// Comm is one rank's end of a connected ring. Collectives on it are called
-// one at a time, in the same order on every rank. After a failure every
-// later call returns that failure.
-type Comm struct {
-	cfg Config
-}
-
-// New connects this rank into the ring described by cfg (dialling its
-// successor, accepting its predecessor, authenticating both) and waits
-// for every rank with a barrier. It fails if that does not finish within
-// cfg.ConnectTimeout or ctx ends.
-func New(ctx context.Context, cfg Config) (*Comm, error) {
-	return nil, errors.New("collective: not implemented")
-}
-
-// Rank is this rank; Size the number of ranks.
-func (c *Comm) Rank() int { return c.cfg.Rank }
-
-// Size is the number of ranks.
-func (c *Comm) Size() int { return c.cfg.Size }
-
-// AllReduceInt64 replaces buf, on every rank, with the element-wise
-// reduction (op) of every rank's buf. All ranks pass the same tag and
-// length. It is a ring reduce-scatter then all-gather, chunked and
-// pipelined so that each rank sends and receives at once.
-func (c *Comm) AllReduceInt64(ctx context.Context, tag Tag, buf []int64, op Op) error {
-	return errors.New("collective: not implemented")
-}
-
-// Broadcast copies root's buf to every other rank's buf (all pass the same
-// length); every rank checks the SHA-256 digest of what it received against
-// root's.
-func (c *Comm) Broadcast(ctx context.Context, tag Tag, buf []byte, root int) error {
-	return errors.New("collective: not implemented")
-}
-
-// Barrier returns once every rank has called it with tag.
-func (c *Comm) Barrier(ctx context.Context, tag Tag) error {
-	return errors.New("collective: not implemented")
-}
-
-// Close closes the ring's connections and the listener; peers see
-// ErrPeerGone. It is idempotent.
-func (c *Comm) Close() error { return nil }
