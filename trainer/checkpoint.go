@@ -114,6 +114,11 @@ type Checkpoint struct {
 	Params []float32 `json:"-"`
 	// Optimizer is the optimizer state (optim.Optimizer.MarshalBinary).
 	Optimizer []byte `json:"-"`
+	// GradScales are the fixed-point scales of the exact gradient, one per
+	// parameter tensor (docs/architecture.md, "Data-parallel training");
+	// empty in checkpoints of inexact runs and of earlier versions, whose
+	// resume calibrates them again.
+	GradScales []int `json:"grad_scales,omitempty"`
 }
 
 // WriteCheckpoint writes c to path atomically: into a temporary file in the

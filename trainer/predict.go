@@ -139,6 +139,7 @@ func evaluate(ctx context.Context, model *unet.Model, v *dataset.Version, split 
 	chw := meta.Channels * hw
 	conf := NewConfusion(k)
 	pred := make([]uint8, hw)
+	var lossQ int64
 	for lo := 0; lo < len(rows); lo += batch {
 		if err := ctx.Err(); err != nil {
 			return Metrics{}, fmt.Errorf("evaluate: %w", err)
@@ -156,9 +157,10 @@ func evaluate(ctx context.Context, model *unet.Model, v *dataset.Version, split 
 			if err := conf.Add(e.Mask, pred); err != nil { // checks the mask values first
 				return Metrics{}, fmt.Errorf("evaluate: example %s: %w", e.ID, err)
 			}
-			conf.AddLoss(crossEntropy(l, e.Mask, k, hw), hw)
+			lossQ += fixedLoss(crossEntropy(l, e.Mask, k, hw))
 		}
 	}
+	conf.setFixedLoss(lossQ, len(rows), hw)
 	return conf.Metrics(), nil
 }
 
@@ -178,4 +180,16 @@ func crossEntropy(logits []float32, labels []uint8, classes, hw int) float64 {
 		sum += math.Log(z) + mx - float64(logits[int(labels[i])*hw+i])
 	}
 	return sum / float64(hw)
+}
+
+// fixedLoss is one example's mean loss in fixed point: summed so, the
+// losses of a split add up to the same value in any order and grouping,
+// which lets ranks that each evaluate part of it agree with one process.
+func fixedLoss(l float64) int64 { return int64(l * (1 << lossFracBits)) }
+
+// setFixedLoss sets the loss of c from the fixed-point sum of n examples'
+// mean losses over hw pixels each.
+func (c *Confusion) setFixedLoss(sum int64, n, hw int) {
+	c.LossSum = float64(sum) / (1 << lossFracBits) * float64(hw)
+	c.LossPixels = int64(n) * int64(hw)
 }

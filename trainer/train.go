@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -84,19 +83,20 @@ type TrainConfig struct {
 	// Threads is the number of goroutines the engine uses (default
 	// GOMAXPROCS). Results are bit-identical for any value.
 	Threads int
-	// Shard and NumShards select this rank's part of every epoch (default
-	// 0 of 1; a data-parallel worker sets them and GradHook).
-	Shard, NumShards int
-	// GradHook, when set, is called after each backward pass with the
-	// model's flat gradient buffer, before the optimizer step; a
-	// data-parallel worker all-reduces (averages) gradients across ranks
-	// here. An error ends training.
-	GradHook func(ctx context.Context, grads []float32) error
+	// InexactGrads computes each step's gradient over the whole batch in
+	// float32, as before data-parallel training: a little faster on one
+	// process, but its result depends on how the batch is split, so it is
+	// refused with a Collective. The default, exact gradients, sums
+	// per-example gradients in fixed point (docs/architecture.md,
+	// "Data-parallel training").
+	InexactGrads bool
 	// Collective, when set, makes this run one rank of a data-parallel
 	// job of Collective.Size() ranks: each step's global batch of Batch
-	// examples is split across the ranks and their gradients are summed
-	// exactly, so the weights equal a single process's bit for bit. Rank 0
-	// alone writes checkpoints. Nil is a single process.
+	// examples is split across the ranks (Batch must divide by their
+	// number) and their gradients are summed exactly, so the weights equal
+	// a single process's bit for bit. Every rank starts from rank 0's
+	// state (checked by digest); rank 0 alone writes checkpoints and calls
+	// OnCheckpoint. Nil is a single process.
 	Collective Collective
 
 	// CheckpointDir, when set, receives LatestCheckpoint and
@@ -149,8 +149,9 @@ type Progress struct {
 	// steps so far (in this run).
 	Loss, EpochLoss float64
 	// ImagesPerSec is the training throughput of this run, evaluation
-	// excluded.
-	ImagesPerSec float64
+	// excluded; RankImagesPerSec the part this rank computed (ImagesPerSec
+	// over the number of ranks).
+	ImagesPerSec, RankImagesPerSec float64
 	// Elapsed is the wall time of this run; ETA the estimated time to the
 	// end (including the remaining epoch-end evaluations' share), or -1
 	// when unknown.
@@ -225,6 +226,10 @@ type trainRun struct {
 	log   *slog.Logger
 
 	model  *unet.Model
+	ex     *exactGrads // nil with InexactGrads
+	coll   Collective  // nil for one process
+	rank   int
+	ranks  int
 	opt    *optim.Optimizer
 	rng    *rand.PCG
 	reader *dataset.Reader
@@ -245,9 +250,6 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 	}
 	if cfg.Threads <= 0 {
 		cfg.Threads = runtime.GOMAXPROCS(0)
-	}
-	if cfg.NumShards == 0 {
-		cfg.NumShards = 1
 	}
 	if r := cfg.Resume; r != nil {
 		if err := resumeDefaults(&cfg, r); err != nil {
@@ -276,6 +278,18 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 	case cfg.MaxSteps < 0 || cfg.MaxTime < 0:
 		return nil, fmt.Errorf("%w: negative max steps or max time", ErrTrainConfig)
 	}
+	ranks, rank := 1, 0
+	if c := cfg.Collective; c != nil {
+		ranks, rank = c.Size(), c.Rank()
+		switch {
+		case cfg.InexactGrads:
+			return nil, fmt.Errorf("%w: inexact gradients depend on how the batch is split: not with %d ranks", ErrTrainConfig, ranks)
+		case ranks < 1 || rank < 0 || rank >= ranks:
+			return nil, fmt.Errorf("%w: rank %d of %d", ErrTrainConfig, rank, ranks)
+		case cfg.Batch%ranks != 0:
+			return nil, fmt.Errorf("%w: a batch of %d examples does not split across %d ranks (each rank computes batch/ranks examples)", ErrTrainConfig, cfg.Batch, ranks)
+		}
+	}
 	if err := CheckGeometry(cfg.Model, meta); err != nil {
 		return nil, err
 	}
@@ -287,7 +301,10 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 		hyper: Hyperparams{
 			Optimizer: cfg.Optimizer, Batch: cfg.Batch, Epochs: cfg.Epochs, Seed: cfg.Seed, Flip: cfg.Flip,
 		},
-		best: -1,
+		best:  -1,
+		coll:  cfg.Collective,
+		rank:  rank,
+		ranks: ranks,
 	}
 	var start dataset.Position
 	if r := cfg.Resume; r != nil {
@@ -298,18 +315,26 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 		t.res.BestMeanIoU = r.BestMeanIoU
 	}
 	reader, err := dataset.NewReader(v, dataset.ReaderConfig{
-		Split: dataset.SplitTrain, Shard: cfg.Shard, NumShards: cfg.NumShards, Seed: cfg.Seed, Start: start,
+		// Every rank reads the whole order and takes its slice of each batch.
+		Split: dataset.SplitTrain, Shard: 0, NumShards: 1, Seed: cfg.Seed, Start: start,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	t.reader = reader
 
-	model, err := unet.New(cfg.Model, gemm.New(cfg.Threads), cfg.Batch)
+	modelBatch := cfg.Batch
+	if !cfg.InexactGrads {
+		modelBatch = 1 // exact gradients: one example at a time
+	}
+	model, err := unet.New(cfg.Model, gemm.New(cfg.Threads), modelBatch)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	t.model = model
+	if !cfg.InexactGrads {
+		t.ex = newExactGrads(model.ParamViews(), cfg.Batch, cfg.Threads)
+	}
 	opt, err := optim.New(cfg.Optimizer, len(model.Params))
 	if err != nil {
 		model.Close()
@@ -387,6 +412,9 @@ func (t *trainRun) restore(r *Checkpoint) error {
 	if err := t.rng.UnmarshalBinary(r.RNG); err != nil {
 		return fmt.Errorf("%w: RNG state: %v", ErrResume, err)
 	}
+	if t.ex != nil {
+		return t.ex.restore(r.GradScales)
+	}
 	return nil
 }
 
@@ -432,8 +460,10 @@ func (t *trainRun) run(ctx context.Context) (Result, error) {
 		lastSaved  = t.step
 		stop       string
 		stepsRun   int64
-		hw         = t.meta.Height * t.meta.Width
 	)
+	if err := t.agreeOnStart(ctx); err != nil {
+		return t.finish(start, "", 0, 0), err
+	}
 	done := func() bool { return cfg.Epochs > 0 && t.reader.Position().Epoch >= cfg.Epochs }
 	if done() {
 		stop = StopEpochs
@@ -455,18 +485,9 @@ func (t *trainRun) run(ctx context.Context) (Result, error) {
 		pos := t.reader.Position()
 		b := min(cfg.Batch, epochLen-pos.Offset)
 		batch := t.reader.NextBatch(t.batchBuf[:b])
-		if err := t.fillBatch(batch); err != nil {
+		loss, err := t.trainStep(ctx, batch)
+		if err != nil {
 			return t.finish(start, stop, trainTime, images), err
-		}
-		t.model.Forward(t.x[:b*t.meta.Channels*hw], b)
-		loss := float64(t.model.LossAndBackward(t.labels[:b*hw], b))
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return t.finish(start, stop, trainTime, images), fmt.Errorf("%w at step %d (loss %v): lower the learning rate", ErrDiverged, t.step+1, loss)
-		}
-		if cfg.GradHook != nil {
-			if err := cfg.GradHook(ctx, t.model.Grads); err != nil {
-				return t.finish(start, stop, trainTime, images), fmt.Errorf("train: step %d: %w", t.step+1, err)
-			}
 		}
 		t.opt.Step(t.model.Params, t.model.Grads)
 		t.step++
@@ -483,7 +504,7 @@ func (t *trainRun) run(ctx context.Context) (Result, error) {
 				Epoch: pos.Epoch, Epochs: cfg.Epochs, Step: t.step,
 				EpochStep: (pos.Offset + b + cfg.Batch - 1) / cfg.Batch, StepsPerEpoch: stepsPerEpoch,
 				TotalSteps: totalSteps, Loss: loss, EpochLoss: epochLoss / float64(epochSteps),
-				ImagesPerSec: ips, Elapsed: time.Since(start), ETA: -1,
+				ImagesPerSec: ips, RankImagesPerSec: ips / float64(t.ranks), Elapsed: time.Since(start), ETA: -1,
 			}
 			if totalSteps > 0 {
 				perStep := trainTime / time.Duration(stepsRun)
@@ -587,10 +608,12 @@ func (t *trainRun) finish(start time.Time, stop string, trainTime time.Duration,
 	return *r
 }
 
-// fillBatch converts examples into the model's NCHW float input (values
-// /255) and labels, flipping each example horizontally with probability 1/2
-// when Flip is set. It fails for a mask value that is not a class.
-func (t *trainRun) fillBatch(batch []dataset.Example) error {
+// fillBatch converts examples [lo, hi) of the batch into the model's NCHW
+// float input (values /255) and labels, flipping each example horizontally
+// with probability 1/2 when Flip is set. The flips of the whole batch are
+// drawn, in order, whatever the range, so that every rank's generator
+// stays the same. It fails for a mask value that is not a class.
+func (t *trainRun) fillBatch(batch []dataset.Example, lo, hi int) error {
 	m := t.meta
 	hw := m.Height * m.Width
 	for _, e := range batch {
@@ -598,8 +621,12 @@ func (t *trainRun) fillBatch(batch []dataset.Example) error {
 			return err
 		}
 	}
-	for i, e := range batch {
+	for j, e := range batch {
 		flip := t.cfg.Flip && t.rng.Uint64()&1 == 1
+		if j < lo || j >= hi {
+			continue
+		}
+		i := j - lo
 		x := t.x[i*m.Channels*hw : (i+1)*m.Channels*hw]
 		lab := t.labels[i*hw : (i+1)*hw]
 		if !flip {
@@ -662,7 +689,11 @@ func imageToCHW(dst []float32, img []byte, h, w, c int) {
 
 // evaluate runs the model over the val split.
 func (t *trainRun) evaluate(ctx context.Context) (Metrics, error) {
-	m, err := evaluate(ctx, t.model, t.v, dataset.SplitVal, t.cfg.Batch, t.x)
+	eval := evaluate
+	if t.ex != nil {
+		eval = t.evaluateExact
+	}
+	m, err := eval(ctx, t.model, t.v, dataset.SplitVal, t.cfg.Batch, t.x)
 	if err != nil {
 		return m, err
 	}
@@ -679,7 +710,7 @@ func (t *trainRun) checkpoint(val *Metrics) error {
 		t.best = val.MeanIoU
 		t.res.BestMeanIoU = val.MeanIoU
 	}
-	if t.cfg.CheckpointDir == "" {
+	if t.cfg.CheckpointDir == "" || t.rank != 0 {
 		return nil
 	}
 	c, err := t.snapshot()
@@ -734,6 +765,7 @@ func (t *trainRun) snapshot() (*Checkpoint, error) {
 		BestMeanIoU:    max(t.best, 0),
 		Params:         t.model.Params,
 		Optimizer:      st,
+		GradScales:     t.gradScales(),
 	}, nil
 }
 
