@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // The calls below are how the ranks of a data-parallel attempt find each
@@ -43,6 +44,10 @@ type RankStatus struct {
 	// Step and ImagesPerSec are from the rank's latest running report.
 	Step         int64   `json:"step,omitempty"`
 	ImagesPerSec float64 `json:"images_per_sec,omitempty"`
+	// Registered is when the rank registered its address; Connected when
+	// it first reported its ring connected.
+	Registered time.Time `json:"registered,omitzero"`
+	Connected  time.Time `json:"connected,omitzero"`
 }
 
 // RegisterRankBody is the body of POST

@@ -107,6 +107,7 @@ func (j *Job) Copy() *Job {
 	c.Attempts = slices.Clone(j.Attempts)
 	for i := range c.Attempts {
 		c.Attempts[i].Nodes = slices.Clone(c.Attempts[i].Nodes)
+		c.Attempts[i].Ranks = slices.Clone(c.Attempts[i].Ranks)
 	}
 	c.ExcludedNodes = slices.Clone(j.ExcludedNodes)
 	c.Progress.Metrics = maps.Clone(j.Progress.Metrics)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -91,6 +92,9 @@ func (e *Attempts) Report(ctx context.Context, id Identity, req *AttemptReportRe
 		return zero, fmt.Errorf("state: %w: %q (want running, succeeded, failed or preempted)", structs.ErrInvalid, api.Truncate(string(body.State), 32))
 	}
 	body.Error = truncateUTF8(body.Error, maxReportErrorLen)
+	if err := checkRankReport(body); err != nil {
+		return zero, err
+	}
 	if err := s.leaderOnly(ctx); err != nil {
 		return zero, err
 	}
@@ -109,6 +113,9 @@ func (e *Attempts) Report(ctx context.Context, id Identity, req *AttemptReportRe
 		}
 		s.renewLease(body.WorkerID)
 	}
+	if err := checkRanks(att, body); err != nil {
+		return zero, err
+	}
 	if st == structs.AttemptRunning {
 		return s.reportProgress(ctx, j, att, body)
 	}
@@ -123,7 +130,11 @@ func (e *Attempts) Report(ctx context.Context, id Identity, req *AttemptReportRe
 			return zero, err
 		}
 	}
-	out, err := s.endAttempt(ctx, j, n, kind, st, body.WorkerID, body.Error)
+	blamed := body.WorkerID
+	if body.FailedRank != nil {
+		blamed = att.Nodes[*body.FailedRank]
+	}
+	out, err := s.endAttempt(ctx, j, n, kind, st, blamed, body.Error)
 	if errors.Is(err, structs.ErrConflict) {
 		// Another rank reported the same outcome first.
 		if now, jerr := s.State().Job(j.ID); jerr == nil && now.Attempts[n-1].State == st {
@@ -142,6 +153,16 @@ func (e *Attempts) Report(ctx context.Context, id Identity, req *AttemptReportRe
 func (s *Server) reportProgress(ctx context.Context, j *structs.Job, att structs.Attempt, body *api.AttemptReportBody) (Reply[*api.Job], error) {
 	if att.State != structs.AttemptRunning {
 		return Reply[*api.Job]{}, fmt.Errorf("attempt %d of job %s: %w: it ended %s", att.Number, j.ID, structs.ErrConflict, att.State)
+	}
+	if body.Ring != "" && len(att.Ranks) > 0 {
+		out, err := s.raftApply(ctx, structs.RankUpdateRequestType, &structs.RankUpdateRequest{
+			JobID: j.ID, Attempt: att.Number, Rank: body.Rank, WorkerID: body.WorkerID,
+			Ring: string(body.Ring), Step: body.Step, ImagesPerSec: body.ImagesPerSec, Time: time.Now().UTC(),
+		})
+		if err != nil {
+			return Reply[*api.Job]{}, err
+		}
+		j = out.(*structs.Job)
 	}
 	if len(body.Metrics) == 0 {
 		return reply(convertPtr(j, apiJob)), nil
@@ -294,4 +315,43 @@ func truncateUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// checkRankReport checks the data-parallel fields of a report on their
+// own: a known ring state, a finite throughput, rank numbers in range.
+func checkRankReport(body *api.AttemptReportBody) error {
+	switch body.Ring {
+	case "", api.RingWaiting, api.RingConnected, api.RingFailed:
+	default:
+		return fmt.Errorf("ring: %w: %q (want waiting, connected or failed)", structs.ErrInvalid, api.Truncate(string(body.Ring), 32))
+	}
+	switch {
+	case body.Rank < 0 || body.Rank > 1<<20:
+		return fmt.Errorf("rank: %w: %d", structs.ErrInvalid, body.Rank)
+	case math.IsNaN(body.ImagesPerSec) || math.IsInf(body.ImagesPerSec, 0) || body.ImagesPerSec < 0:
+		return fmt.Errorf("images_per_sec: %w: %v", structs.ErrInvalid, body.ImagesPerSec)
+	case body.FailedRank != nil && body.State != api.AttemptFailed:
+		return fmt.Errorf("failed_rank: %w: only a failed report blames a rank", structs.ErrInvalid)
+	}
+	return nil
+}
+
+// checkRanks checks a report's rank against the attempt: in range, run by
+// the reporting worker, and for a data-parallel attempt only rank 0 (which
+// holds the checkpoint) reports success.
+func checkRanks(att structs.Attempt, body *api.AttemptReportBody) error {
+	n := len(att.Nodes)
+	switch {
+	case body.Rank >= n:
+		return fmt.Errorf("rank: %w: %d, the attempt has %d ranks", structs.ErrInvalid, body.Rank, n)
+	case body.WorkerID != "" && att.Nodes[body.Rank] != body.WorkerID:
+		return fmt.Errorf("rank: %w: rank %d runs on %s, not %s", structs.ErrInvalid, body.Rank, att.Nodes[body.Rank], body.WorkerID)
+	case body.FailedRank != nil && (*body.FailedRank < 0 || *body.FailedRank >= n):
+		return fmt.Errorf("failed_rank: %w: %d, the attempt has %d ranks", structs.ErrInvalid, *body.FailedRank, n)
+	case body.State == api.AttemptSucceeded && n > 1 && body.Rank != 0:
+		return fmt.Errorf("state: %w: rank %d reports success; rank 0 reports the outcome of a data-parallel attempt", structs.ErrInvalid, body.Rank)
+	case body.Ring != "" && n > 1 && body.WorkerID == "":
+		return fmt.Errorf("worker_id: %w: a rank's ring state needs its worker", structs.ErrInvalid)
+	}
+	return nil
 }

@@ -19,7 +19,23 @@ func apiAttempt(v structs.Attempt) api.Attempt {
 		FailedNode: v.FailedNode,
 		StartTime:  v.StartTime,
 		EndTime:    v.EndTime,
+		Ranks:      apiRanks(v), // never the secret
 	}
+}
+
+// apiRanks is the per-rank status of a data-parallel attempt.
+func apiRanks(v structs.Attempt) []api.RankStatus {
+	if len(v.Ranks) == 0 {
+		return nil
+	}
+	out := make([]api.RankStatus, len(v.Ranks))
+	for r, rs := range v.Ranks {
+		out[r] = api.RankStatus{
+			Rank: r, Node: v.Nodes[r], Addr: rs.Addr, Ring: api.RingState(rs.Ring), Step: rs.Step,
+			ImagesPerSec: rs.ImagesPerSec, Registered: rs.Registered, Connected: rs.Connected,
+		}
+	}
+	return out
 }
 
 // apiProgress converts the server's Progress to its wire form.

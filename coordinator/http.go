@@ -57,6 +57,8 @@ func (s *Server) apiRoutes() []route {
 		{"GET /v1/jobs/{id}/metrics", serve(s, decodeJobMetrics, e.Jobs.Metrics)},
 		{"POST /v1/jobs/{id}/metrics", serve(s, decodeMetricsReport, e.Attempts.ReportMetrics)},
 		{"POST /v1/jobs/{id}/attempts/{n}", serve(s, decodeAttemptReport, e.Attempts.Report)},
+		{"POST /v1/jobs/{id}/attempts/{n}/ranks/{r}", serve(s, decodeRankRequest, e.Attempts.RegisterRank)},
+		{"GET /v1/jobs/{id}/attempts/{n}/rendezvous", serve(s, decodeRendezvous, e.Attempts.Rendezvous)},
 		{"GET /v1/checkpoints", serve(s, decodeCheckpointList, e.Jobs.Checkpoints)},
 		{"POST /v1/checkpoints", serve(s, jsonBody[api.RegisterCheckpointBody], e.Attempts.RegisterCheckpoint)},
 		{"POST /v1/sweeps", serve(s, jsonBody[api.SubmitSweepBody], e.Sweeps.Submit)},

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -96,6 +98,13 @@ func (s *Server) schedulePass(ctx context.Context) error {
 			ResumeFrom: j.LatestCheckpoint,
 			Time:       now,
 		}
+		if len(p.Nodes) > 1 {
+			secret, err := attemptSecret()
+			if err != nil {
+				return err
+			}
+			req.Secret = secret
+		}
 		per := structs.Resources{Cores: j.Spec.Resources.CPUsPerRank, GPUs: j.Spec.Resources.GPUsPerRank}
 		for rank, node := range p.Nodes {
 			req.Placements = append(req.Placements, structs.Placement{Rank: rank, WorkerID: node, Resources: per})
@@ -184,4 +193,15 @@ func (s *Server) endAttempt(ctx context.Context, j *structs.Job, attempt int, ki
 	out := resp.(*structs.Job)
 	s.kickSweepsFor(out)
 	return out, nil
+}
+
+// attemptSecret draws the shared secret of a data-parallel attempt's ranks:
+// 32 random bytes, hex. The leader draws it before proposing the
+// placement, so every voter applies the same one.
+func attemptSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("attempt secret: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }

@@ -301,6 +301,9 @@ func (s Spec) check() Errors {
 	intRange("resources.ranks", r.Ranks, 1, MaxRanks)
 	intRange("resources.gpus_per_rank", r.GPUsPerRank, 0, MaxGPUsPerRank)
 	intRange("resources.cpus_per_rank", r.CPUsPerRank, 1, MaxCPUsPerRank)
+	if r.Ranks > 1 && r.Ranks <= MaxRanks && h.Batch > 0 && h.Batch%r.Ranks != 0 {
+		bad("hyperparameters.batch", "%d examples do not split across %d ranks (resources.ranks); each rank computes batch/ranks examples of every step", h.Batch, r.Ranks)
+	}
 
 	intRange("max_restarts", s.MaxRestarts, 0, MaxRestartsLimit)
 	if s.CheckpointEvery < 0 || s.CheckpointEvery > MaxCheckpointEvery {

@@ -298,6 +298,11 @@ func (s Spec) check() jobspec.Errors {
 			bad(field, "epochs is set by budget.max when budget.unit is epochs; tune it with budget and a scheduler instead")
 			continue
 		}
+		if p.Name == "batch" && p.Type != Choice && s.Job.Resources.Ranks > 1 {
+			bad(field, "with resources.ranks %d the batch must divide by %d, which a range cannot promise: tune it as a choice of multiples of %d",
+				s.Job.Resources.Ranks, s.Job.Resources.Ranks, s.Job.Resources.Ranks)
+			continue
+		}
 		if s.Searcher.Name == SearcherGrid && p.GridPoints == 0 && (p.Type == Uniform || p.Type == LogUniform) {
 			bad(field, "grid search needs grid_points (how many values to take from low..high)")
 		}

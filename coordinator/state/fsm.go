@@ -81,6 +81,7 @@ func (s *Store) commands() map[structs.MessageType]command {
 		structs.SweepsGCRequestType:           handle(structs.DecodeAs[structs.SweepsGCRequest], s.collectSweeps),
 		structs.CheckpointsGCRequestType:      handle(structs.DecodeAs[structs.CheckpointsGCRequest], s.collectCheckpoints),
 		structs.DatasetRemoveRequestType:      handle(structs.DecodeAs[structs.DatasetRemoveRequest], s.removeDataset),
+		structs.RankUpdateRequestType:         handle(structs.DecodeAs[structs.RankUpdateRequest], s.updateRank),
 	}
 }
 

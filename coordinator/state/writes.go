@@ -146,13 +146,21 @@ func (s *Store) placeJobLocked(index uint64, req *structs.JobPlaceRequest) (*str
 	}
 
 	j := old.Copy()
-	j.Attempts = append(j.Attempts, structs.Attempt{
+	att := structs.Attempt{
 		Number:     req.Attempt,
 		Nodes:      nodes,
 		ResumeFrom: req.ResumeFrom,
 		State:      structs.AttemptRunning,
 		StartTime:  req.Time,
-	})
+		Secret:     req.Secret,
+	}
+	if n > 1 && req.Secret != "" { // entries before data-parallel training had neither
+		att.Ranks = make([]structs.RankState, n)
+		for r := range att.Ranks {
+			att.Ranks[r].Ring = structs.RingWaiting
+		}
+	}
+	j.Attempts = append(j.Attempts, att)
 	j.State = structs.JobRunning
 	as := make([]*structs.Assignment, n)
 	for _, p := range req.Placements {
@@ -419,4 +427,41 @@ func (s *Store) heldBy(workerID string) structs.Resources {
 		}
 	}
 	return r
+}
+
+// updateRank records a rank's address or ring state in its running
+// attempt (docs/architecture.md, "Data-parallel training").
+func (s *Store) updateRank(index uint64, req *structs.RankUpdateRequest) (*structs.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.t.jobs[req.JobID]
+	if !ok {
+		return nil, fmt.Errorf("update rank of job %q: %w", req.JobID, structs.ErrNotFound)
+	}
+	cur := old.CurrentAttempt()
+	switch {
+	case cur == nil || cur.Number != req.Attempt || cur.State != structs.AttemptRunning:
+		return nil, fmt.Errorf("update rank of attempt %d of job %q: %w: not the running attempt", req.Attempt, req.JobID, structs.ErrConflict)
+	case req.Rank < 0 || req.Rank >= len(cur.Ranks):
+		return nil, fmt.Errorf("update rank %d of job %q: %w: the attempt has %d data-parallel ranks", req.Rank, req.JobID, structs.ErrInvalid, len(cur.Ranks))
+	case cur.Nodes[req.Rank] != req.WorkerID:
+		return nil, fmt.Errorf("update rank %d of job %q: %w: it runs on %s, not %s", req.Rank, req.JobID, structs.ErrInvalid, cur.Nodes[req.Rank], req.WorkerID)
+	}
+	j := old.Copy()
+	rs := &j.CurrentAttempt().Ranks[req.Rank]
+	if req.Addr != "" {
+		if rs.Addr != req.Addr {
+			rs.Registered = req.Time
+		}
+		rs.Addr = req.Addr
+	}
+	if req.Ring != "" {
+		if req.Ring == structs.RingConnected && rs.Connected.IsZero() {
+			rs.Connected = req.Time
+		}
+		rs.Ring = req.Ring
+		rs.Step, rs.ImagesPerSec = max(rs.Step, req.Step), req.ImagesPerSec
+	}
+	s.touchJob(index, j, req.Time)
+	return j, nil
 }

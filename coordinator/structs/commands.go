@@ -97,6 +97,9 @@ func (t MessageType) String() string {
 	if name, ok := gcTypeName(t &^ IgnoreUnknownTypeFlag); ok {
 		return name
 	}
+	if name, ok := ranksTypeName(t &^ IgnoreUnknownTypeFlag); ok {
+		return name
+	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
 
@@ -126,6 +129,10 @@ type JobPlaceRequest struct {
 	Placements []Placement `json:"placements"`
 	ResumeFrom string      `json:"resume_from,omitempty"`
 	Time       time.Time   `json:"time"`
+	// Secret is the attempt's shared secret (hex), which its ranks prove
+	// to each other; the leader draws it. Empty in entries of versions
+	// before data-parallel training, whose attempts had one rank.
+	Secret string `json:"secret,omitempty"`
 }
 
 // JobPlaceBatchRequest is the placements of one scheduling pass in one

@@ -56,6 +56,11 @@ type Attempt struct {
 	FailedNode string    `json:"failed_node,omitempty"`
 	StartTime  time.Time `json:"start_time"`
 	EndTime    time.Time `json:"end_time,omitzero"`
+	// Secret is the attempt's shared secret (hex) for its ranks' ring;
+	// Ranks holds each rank's address and ring state (data-parallel
+	// attempts only).
+	Secret string      `json:"secret,omitempty"`
+	Ranks  []RankState `json:"ranks,omitempty"`
 }
 
 // Progress is the latest training progress a job reported.
@@ -102,6 +107,7 @@ func (j *Job) Copy() *Job {
 	c.Attempts = slices.Clone(j.Attempts)
 	for i := range c.Attempts {
 		c.Attempts[i].Nodes = slices.Clone(c.Attempts[i].Nodes)
+		c.Attempts[i].Ranks = slices.Clone(c.Attempts[i].Ranks)
 	}
 	c.ExcludedNodes = slices.Clone(j.ExcludedNodes)
 	c.Progress.Metrics = maps.Clone(j.Progress.Metrics)
