@@ -316,7 +316,7 @@ const jobsLsHint = "`trainctl jobs ls` lists the jobs"
 func jobsGetCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "get",
-		Usage:        "show a job: spec summary, state, attempts, progress, latest checkpoint, error",
+		Usage:        "show a job: spec summary, state, attempts, each data-parallel rank, progress, latest checkpoint, error",
 		ArgsUsage:    "ID",
 		OnUsageError: globalFlagHint,
 		Description:  "Example:\n  trainctl jobs get 3f2a9c0d1e4b5a67\n  trainctl -o json jobs get 3f2a9c0d1e4b5a67",
@@ -417,7 +417,29 @@ func writeJob(w io.Writer, d jobDetail) error {
 		rows[i] = []string{"  " + strconv.Itoa(a.Number), string(a.State), strings.Join(a.Nodes, ","), resume,
 			a.StartTime.Format(time.RFC3339), end, orDash(a.Error)}
 	}
-	return p.Table([]string{"  #", "STATE", "NODES", "RESUMED FROM", "STARTED", "ENDED", "ERROR"}, rows)
+	if err := p.Table([]string{"  #", "STATE", "NODES", "RESUMED FROM", "STARTED", "ENDED", "ERROR"}, rows); err != nil {
+		return err
+	}
+	return printRanks(w, j.CurrentAttempt())
+}
+
+// printRanks shows the ranks of a data-parallel attempt: where each runs,
+// the address its peers reach it at, its ring state, step and throughput.
+func printRanks(w io.Writer, a *api.Attempt) error {
+	if a == nil || len(a.Ranks) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "ranks        %d (attempt %d)\n", len(a.Ranks), a.Number)
+	rows := make([][]string, len(a.Ranks))
+	for i, r := range a.Ranks {
+		ips := "-"
+		if r.ImagesPerSec > 0 {
+			ips = strconv.FormatFloat(r.ImagesPerSec, 'f', 2, 64)
+		}
+		rows[i] = []string{"  " + strconv.Itoa(r.Rank), r.Node, orDash(r.Addr), string(r.Ring), strconv.FormatInt(r.Step, 10), ips}
+	}
+	p := &printer{w: w, format: "table"}
+	return p.Table([]string{"  RANK", "WORKER", "ADDR", "RING", "STEP", "IMG/S"}, rows)
 }
 
 func jobsCancelCommand() *cli.Command {
@@ -491,6 +513,7 @@ func jobLogLines(j *api.Job, ms []api.Metric) []logLine {
 	out := []logLine{ev(j.SubmitTime, "submitted", fmt.Sprintf("job %s (%s) submitted", j.ID, j.Spec.Name))}
 	for _, a := range j.Attempts {
 		out = append(out, ev(a.StartTime, fmt.Sprintf("a%d-start", a.Number), attemptStartLine(a)))
+		out = append(out, ringLines(a)...)
 		if a.State != api.AttemptRunning {
 			t := a.EndTime
 			if t.IsZero() {
@@ -530,7 +553,8 @@ func jobsLogsCommand() *cli.Command {
 		Usage:        "print a job's events and metrics, one per line (-f: follow until it ends)",
 		ArgsUsage:    "ID",
 		OnUsageError: globalFlagHint,
-		Description: "Prints the job's events (submitted, each attempt started on which workers and how it\n" +
+		Description: "Prints the job's events (submitted, each attempt started on which workers, the ring of a\n" +
+			"data-parallel attempt forming (each rank's address, then the ring connected), how it\n" +
 			"ended, the job's end) and the metric reports its workers sent (epoch, step, loss,\n" +
 			"IoU, ...), in time order. With -f it keeps printing new lines until the job ends.\n" +
 			"With -o json each line is a JSON object (JSON Lines).\n\n" +
@@ -617,4 +641,28 @@ func fetchJobLogs(ctx context.Context, cl *api.Client, id string, q *api.QueryOp
 
 func writeJSONLine(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
+}
+
+// ringLines are the events of a data-parallel attempt's ring forming: each
+// rank's address as it registered it, and the ring connected once every
+// rank reported so.
+func ringLines(a api.Attempt) []logLine {
+	var out []logLine
+	var connected time.Time
+	all := len(a.Ranks) > 0
+	for _, r := range a.Ranks {
+		if !r.Registered.IsZero() {
+			out = append(out, logLine{Time: r.Registered, Kind: "event", key: fmt.Sprintf("a%d-r%d-addr-%s", a.Number, r.Rank, r.Addr),
+				Event: fmt.Sprintf("attempt %d: rank %d on %s listening at %s", a.Number, r.Rank, r.Node, r.Addr)})
+		}
+		all = all && !r.Connected.IsZero()
+		if r.Connected.After(connected) {
+			connected = r.Connected
+		}
+	}
+	if all {
+		out = append(out, logLine{Time: connected, Kind: "event", key: fmt.Sprintf("a%d-ring", a.Number),
+			Event: fmt.Sprintf("attempt %d: ring of %d ranks connected", a.Number, len(a.Ranks))})
+	}
+	return out
 }
