@@ -77,6 +77,12 @@ type Config struct {
 	TLS *tls.Config
 	// Timeout is the deadline of each collective (default DefaultTimeout).
 	Timeout time.Duration
+	// ArrivalTimeout bounds how long a collective waits for a predecessor
+	// that is alive (its keepalives arrive) but busy outside the
+	// collective, as ranks are while one checkpoints or evaluates (default
+	// DefaultArrivalTimeout). A predecessor that stops or dies is detected
+	// within Timeout.
+	ArrivalTimeout time.Duration
 	// ConnectTimeout bounds New: connecting to the ring and the first
 	// barrier (default 60s); peers may start later than this rank.
 	ConnectTimeout time.Duration

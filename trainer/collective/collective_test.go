@@ -144,13 +144,14 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
-// TestStalledPeer: a rank that stops taking part (as a SIGSTOPped process
-// does: its sockets stay open, it sends nothing) makes every other rank
-// fail within the deadline, naming it.
+// TestStalledPeer: a rank that is alive but never reaches a collective
+// makes every other rank fail once the arrival deadline has passed,
+// naming it. (A stopped or dead process is TestSIGSTOPPedPeer's and
+// TestDeadPeer's.)
 func TestStalledPeer(t *testing.T) {
 	const timeout = time.Second
 	for _, stalled := range []int{0, 2} {
-		comms := ring(t, 4, func(c *Config) { c.Timeout = timeout })
+		comms := ring(t, 4, func(c *Config) { c.ArrivalTimeout = timeout })
 		start := time.Now()
 		errs := onEvery(comms, func(r int, c *Comm) error {
 			if r == stalled {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,7 @@ import (
 const (
 	DefaultConnectTimeout = 60 * time.Second
 	DefaultChunkBytes     = 256 << 10
+	DefaultArrivalTimeout = 2 * time.Minute
 	maxChunkBytes         = 16 << 20
 	// opBarrier marks a barrier's frames, so that a barrier meeting an
 	// all-reduce is a mismatch.
@@ -31,9 +33,13 @@ type Comm struct {
 	cfg        Config
 	next, prev net.Conn
 
-	mu      sync.Mutex // one collective at a time
-	writeMu sync.Mutex // one frame at a time on next: data, keepalives, aborts
-	err     error      // the failure that broke the ring
+	mu      sync.Mutex  // one collective at a time
+	writeMu sync.Mutex  // one frame at a time on next: data, keepalives, aborts
+	inside  atomic.Bool // in a collective (what keepalives tell the next rank)
+	started time.Time   // when the current collective began
+	quit    chan struct{}
+	beating chan struct{} // closed when the heartbeat goroutine ended
+	err     error         // the failure that broke the ring
 	sendHdr []byte
 	recvHdr []byte
 	scratch []byte // receive buffer (8-byte aligned)
@@ -92,6 +98,8 @@ func New(ctx context.Context, cfg Config) (*Comm, error) {
 	}
 	c.next, c.prev = next, a.conn
 	cfg.Listener.Close() // the ring is formed: nobody else may connect
+	c.quit, c.beating = make(chan struct{}), make(chan struct{})
+	go c.heartbeat()
 	if err := c.Barrier(ctx, Tag{Step: -1}); err != nil {
 		c.Close()
 		return nil, err
@@ -122,6 +130,9 @@ func (cfg *Config) check() error {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
+	if cfg.ArrivalTimeout <= 0 {
+		cfg.ArrivalTimeout = DefaultArrivalTimeout
+	}
 	if cfg.ChunkBytes == 0 {
 		cfg.ChunkBytes = DefaultChunkBytes
 	}
@@ -141,6 +152,10 @@ func (c *Comm) Size() int { return c.cfg.Size }
 // idempotent.
 func (c *Comm) Close() error {
 	c.closeOnce.Do(func() {
+		if c.quit != nil {
+			close(c.quit)
+			<-c.beating
+		}
 		if c.next != nil {
 			c.next.Close()
 			c.prev.Close()
@@ -161,28 +176,34 @@ func (c *Comm) write(h header, payload []byte, timeout time.Duration) sendResult
 	return sendResult{}
 }
 
-// keepalive sends an empty keepalive frame to the next rank every third of
-// the deadline until stop is closed: a rank that is itself waiting on its
-// predecessor is alive, so that only the rank next to one that stalled
-// times out, and everyone names the right culprit.
-func (c *Comm) keepalive(stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(c.cfg.Timeout / 3)
+// heartbeat sends a keepalive frame to the next rank every third of the
+// deadline for as long as the ring is up, saying whether this rank is
+// inside a collective. A live rank busy between collectives (checkpointing,
+// evaluating its share) is so told apart from a stopped or dead one, whose
+// keepalives stop; and a rank waiting on its own predecessor is not blamed
+// for the wait, so only the neighbour of the rank at fault fails first.
+func (c *Comm) heartbeat() {
+	defer close(c.beating)
+	t := time.NewTicker(min(c.cfg.Timeout, c.cfg.ArrivalTimeout) / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-c.quit:
 			return
 		case <-t.C:
-			if s := c.write(header{kind: kindKeepalive}, nil, c.cfg.Timeout); s.err != nil {
+			var inside uint32
+			if c.inside.Load() {
+				inside = 1
+			}
+			if s := c.write(header{kind: kindKeepalive, phase: inside}, nil, c.cfg.Timeout); s.err != nil {
 				return
 			}
 		}
 	}
 }
 
-// begin locks the Comm for one collective, arms ctx's cancellation and
-// starts the keepalives; done undoes all three.
+// begin locks the Comm for one collective and arms ctx's cancellation;
+// done undoes both.
 func (c *Comm) begin(ctx context.Context) (done func(), err error) {
 	c.mu.Lock()
 	if c.err != nil {
@@ -198,11 +219,10 @@ func (c *Comm) begin(ctx context.Context) (done func(), err error) {
 		c.next.SetDeadline(past)
 		c.prev.SetDeadline(past)
 	})
-	quit, kdone := make(chan struct{}), make(chan struct{})
-	go c.keepalive(quit, kdone)
+	c.started = time.Now()
+	c.inside.Store(true)
 	return func() {
-		close(quit)
-		<-kdone
+		c.inside.Store(false)
 		stop()
 		c.mu.Unlock()
 	}, nil
@@ -339,6 +359,10 @@ func (c *Comm) recvFrame(want header, plen int) ([]byte, error) {
 		}
 		if got.kind != kindKeepalive {
 			break
+		}
+		if got.phase == 0 && time.Since(c.started) > c.cfg.ArrivalTimeout {
+			return nil, &RankError{Rank: prev, Tag: want.tag, Err: fmt.Errorf("%w: rank %d is alive but did not reach the collective within %v",
+				ErrTimeout, prev, c.cfg.ArrivalTimeout)}
 		}
 	}
 	if got.kind == kindAbort {
