@@ -521,7 +521,13 @@ func (a *Agent) execute(ctx context.Context, wa api.WorkerAssignment, r *activeR
 		asg.ResumeFrom = path
 	}
 	out := a.runner.Run(ctx, asg)
-	defer os.RemoveAll(filepath.Dir(a.runner.Dir(asg))) // the attempt's directory
+	defer func() {
+		// The rank's directory, then the attempt's once no other rank of
+		// it on this worker still uses it (Remove fails on a non-empty one).
+		dir := a.runner.Dir(asg)
+		os.RemoveAll(dir)
+		os.Remove(filepath.Dir(dir))
+	}()
 	if r.dropped.Load() {
 		log.Info("run stopped: its attempt was ended by the coordinators", "status", out.Status, "step", out.Step)
 		return
