@@ -15,8 +15,16 @@
 //     evaluates on the val split at each epoch end, checkpoints every N steps
 //     and at epoch ends, and reports progress through callbacks. Resuming
 //     from a checkpoint restores weights, optimizer state, augmentation RNG,
-//     data position and step, and gives bit-identical weights to a run that
-//     was never interrupted (with the same thread count).
+//     data position, step and gradient scales, and gives bit-identical
+//     weights to a run that was never interrupted, with any thread count and
+//     any number of ranks.
+//   - Data-parallel training (parallel.go, step.go, exact.go): with a
+//     TrainConfig.Collective the run is one rank of N. Every example's
+//     gradient is computed on its own and summed in int64 fixed point, so
+//     the sum does not depend on how a batch is split: N ranks end with one
+//     process's weights, bit for bit (docs/architecture.md, "Data-parallel
+//     training"). InexactGrads keeps the batched float32 path for one
+//     process. The ring itself is trainer/collective.
 //   - Metrics (metrics.go): loss, pixel accuracy, per-class and mean IoU from
 //     a confusion matrix.
 //   - The checkpoint file format (checkpoint.go): magic, version, a JSON
