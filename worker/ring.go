@@ -106,7 +106,9 @@ func (r *agentRing) rendezvous(ctx context.Context, asg Assignment, addr string,
 		if err == nil {
 			rv = next
 		}
-		if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrNotFound) {
+		// A conflict: the attempt ended. (Not found is retried: a
+		// coordinator that has not applied the placement yet answers so.)
+		if errors.Is(err, api.ErrConflict) {
 			return nil, fmt.Errorf("ring: rendezvous: %w", err)
 		}
 		if ctx.Err() != nil {
