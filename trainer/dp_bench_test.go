@@ -28,7 +28,7 @@ func TestDataParallelThroughput(t *testing.T) {
 	if os.Getenv("TRAINCTL_BENCH_DP") == "" {
 		t.Skip("benchmark; set TRAINCTL_BENCH_DP=1")
 	}
-	rounds := 3
+	rounds := 4
 	v := shapes128(t, 40)
 	variants := []struct {
 		name             string
@@ -88,7 +88,7 @@ func TestDataParallelThroughput(t *testing.T) {
 // first two (the first calibrates the gradient scales).
 func runDP(t *testing.T, v *dataset.Version, ranks, threads int, inexact bool) float64 {
 	t.Helper()
-	const steps = 6
+	const steps = 8
 	comms := ringOnLoopback(t, ranks)
 	var (
 		wg    sync.WaitGroup

@@ -59,7 +59,7 @@ func TestDataParallelExact(t *testing.T) {
 		ranks   int
 		threads int
 	}
-	runs := []run{{"1 rank", 1, 1}, {"1 rank 2 threads", 1, 2}, {"2 ranks", 2, 1}, {"3 ranks", 3, 1}, {"4 ranks", 4, 1}}
+	runs := []run{{"1 rank", 1, 1}, {"1 rank 2 threads", 1, 2}, {"1 rank 3 threads", 1, 3}, {"2 ranks", 2, 1}, {"2 ranks 2 threads", 2, 2}, {"3 ranks", 3, 1}, {"4 ranks", 4, 1}}
 	var (
 		want     []byte
 		wantOpt  []byte

@@ -55,10 +55,14 @@ func (t *trainRun) exactStep(ctx context.Context, n, b int) (float64, error) {
 	for {
 		calibrating := !t.ex.ready
 		t.ex.reset()
-		for i := range n {
-			t.model.Forward(t.x[i*chw:(i+1)*chw], 1)
-			loss := t.model.LossAndBackward(t.labels[i*hw:(i+1)*hw], 1)
-			t.ex.add(t.model.Grads, float64(loss), calibrating)
+		if t.replicas != nil {
+			addExamples(t.replicas, t.ex, t.model.Params, t.x, t.labels, n, chw, hw, calibrating)
+		} else {
+			for i := range n {
+				t.model.Forward(t.x[i*chw:(i+1)*chw], 1)
+				loss := t.model.LossAndBackward(t.labels[i*hw:(i+1)*hw], 1)
+				t.ex.add(t.model.Grads, float64(loss), calibrating)
+			}
 		}
 		if err := t.ex.reduce(ctx, t.coll, t.step+1, calibrating); err != nil {
 			return 0, err

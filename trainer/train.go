@@ -214,6 +214,7 @@ func Train(ctx context.Context, v *dataset.Version, cfg TrainConfig) (Result, er
 		return Result{}, err
 	}
 	defer t.model.Close()
+	defer closeReplicas(t.replicas)
 	return t.run(ctx)
 }
 
@@ -225,15 +226,16 @@ type trainRun struct {
 	meta  dataset.Meta
 	log   *slog.Logger
 
-	model  *unet.Model
-	ex     *exactGrads // nil with InexactGrads
-	coll   Collective  // nil for one process
-	rank   int
-	ranks  int
-	opt    *optim.Optimizer
-	rng    *rand.PCG
-	reader *dataset.Reader
-	step   int64
+	model    *unet.Model
+	ex       *exactGrads // nil with InexactGrads
+	replicas []*replica  // single-threaded models for the examples (exact, threads > 1)
+	coll     Collective  // nil for one process
+	rank     int
+	ranks    int
+	opt      *optim.Optimizer
+	rng      *rand.PCG
+	reader   *dataset.Reader
+	step     int64
 
 	batchBuf []dataset.Example
 	x        []float32
@@ -334,10 +336,15 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 	t.model = model
 	if !cfg.InexactGrads {
 		t.ex = newExactGrads(model.ParamViews(), cfg.Batch, cfg.Threads)
+		if t.replicas, err = newReplicas(cfg.Model, cfg.Batch, min(cfg.Threads, cfg.Batch/ranks)); err != nil {
+			model.Close()
+			return nil, fmt.Errorf("train: %w", err)
+		}
 	}
 	opt, err := optim.New(cfg.Optimizer, len(model.Params))
 	if err != nil {
 		model.Close()
+		closeReplicas(t.replicas)
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	t.opt = opt
@@ -345,6 +352,7 @@ func newTrainRun(v *dataset.Version, cfg TrainConfig) (*trainRun, error) {
 	if r := cfg.Resume; r != nil {
 		if err := t.restore(r); err != nil {
 			model.Close()
+			closeReplicas(t.replicas)
 			return nil, err
 		}
 		t.hyper.Optimizer = opt.Config()
