@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/trainer/collective"
@@ -201,5 +202,24 @@ func TestDataParallelRejects(t *testing.T) {
 	_, errs := trainRanks(t, v, 2, baseConfig(man), func(r int, c *TrainConfig) { c.Seed = uint64(10 + r) })
 	if !errors.Is(errs[1], ErrTrainConfig) || !strings.Contains(errs[1].Error(), "starting state") {
 		t.Fatalf("rank 1 with another seed: %v", errs[1])
+	}
+}
+
+// TestDataParallelMaxTime: ranks whose clocks would stop them at different
+// steps stop together, and succeed.
+func TestDataParallelMaxTime(t *testing.T) {
+	v, man := shapesVersion(t, 40, 4)
+	cfg := baseConfig(man)
+	cfg.Batch, cfg.Epochs, cfg.Threads = 4, 0, 1
+	res, errs := trainRanks(t, v, 2, cfg, func(r int, c *TrainConfig) {
+		c.MaxTime = time.Duration(r+1) * 300 * time.Millisecond // rank 1 would go on longer
+	})
+	for r, err := range errs {
+		if err != nil || res[r].Stop != StopMaxTime {
+			t.Fatalf("rank %d: stop %q, %v", r, res[r].Stop, err)
+		}
+	}
+	if res[0].Step != res[1].Step || !bytes.Equal(f32bytes(res[0].Weights), f32bytes(res[1].Weights)) {
+		t.Fatalf("ranks stopped at steps %d and %d", res[0].Step, res[1].Step)
 	}
 }

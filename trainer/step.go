@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/trainctl/trainctl/dataset"
 	"github.com/trainctl/trainctl/trainer/collective"
@@ -187,4 +188,26 @@ func (t *trainRun) evaluateExact(ctx context.Context, model *unet.Model, v *data
 	conf.Examples = int(sums[len(sums)-1])
 	conf.setFixedLoss(sums[len(sums)-2], len(rows), hw)
 	return conf.Metrics(), nil
+}
+
+// timeUp reports whether MaxTime has passed. With several ranks they
+// decide together (a Max all-reduce of their verdicts) before every step,
+// so that all stop after the same step instead of one leaving the others
+// waiting in a collective.
+func (t *trainRun) timeUp(ctx context.Context, start time.Time) (bool, error) {
+	if t.cfg.MaxTime <= 0 {
+		return false, nil
+	}
+	up := time.Since(start) >= t.cfg.MaxTime
+	if t.coll == nil || t.ranks == 1 {
+		return up, nil
+	}
+	v := []int64{0}
+	if up {
+		v[0] = 1
+	}
+	if err := t.coll.AllReduceInt64(ctx, collective.Tag{Step: t.step + 1, Bucket: -5}, v, collective.Max); err != nil {
+		return false, fmt.Errorf("train: step %d: agree on max time: %w", t.step+1, err)
+	}
+	return v[0] == 1, nil
 }

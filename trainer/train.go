@@ -485,7 +485,9 @@ func (t *trainRun) run(ctx context.Context) (Result, error) {
 			stop = StopMaxSteps
 			break
 		}
-		if cfg.MaxTime > 0 && time.Since(start) >= cfg.MaxTime {
+		if up, err := t.timeUp(ctx, start); err != nil {
+			return t.finish(start, stop, trainTime, images), err
+		} else if up {
 			stop = StopMaxTime
 			break
 		}
