@@ -54,6 +54,14 @@ func TestNewLeaderRefusesWritesUntilReady(t *testing.T) {
 		_ = json.Unmarshal(data, &eb)
 		return resp.StatusCode, eb
 	}
+	// A new leader appends a no-op entry (index 2, after the bootstrap
+	// configuration) just after it wins; that entry is not the write's.
+	waitFor(t, 10*time.Second, "the new leader's no-op entry", func() error {
+		if i := srv.raft.LastIndex(); i < 2 {
+			return fmt.Errorf("log at %d", i)
+		}
+		return nil
+	})
 	last := srv.raft.LastIndex()
 	status, eb := register()
 	if status != http.StatusServiceUnavailable || eb.Code != api.CodeNoLeader {
