@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
 	"strings"
@@ -235,6 +236,19 @@ func (c *Comm) mod(i int) int { return ((i % c.cfg.Size) + c.cfg.Size) % c.cfg.S
 func (c *Comm) prevRank() int { return c.mod(c.cfg.Rank - 1) }
 func (c *Comm) nextRank() int { return c.mod(c.cfg.Rank + 1) }
 
+// chunks yields the [lo, hi) bounds of n elements in frames of at most
+// step, and one empty frame when n is 0: every rank sends at least one
+// frame per step of a collective, so the receiver can check the call.
+func chunks(n, step int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for lo := 0; lo == 0 || lo < n; lo += step {
+			if !yield(lo, min(lo+step, n)) || n == 0 {
+				return
+			}
+		}
+	}
+}
+
 // chunkElems is how many int64s one frame carries.
 func (c *Comm) chunkElems() int { return c.cfg.ChunkBytes / 8 }
 
@@ -308,17 +322,12 @@ type sendResult struct {
 	partial bool
 }
 
-// sendInt64s writes xs as frames of at most chunkElems elements (one
-// empty frame for an empty xs, so that the receiver can check the call).
+// sendInt64s writes xs as frames of at most chunkElems elements.
 func (c *Comm) sendInt64s(h header, xs []int64) sendResult {
 	step := c.chunkElems()
-	for lo := 0; lo == 0 || lo < len(xs); lo += step {
-		hi := min(lo+step, len(xs))
+	for lo, hi := range chunks(len(xs), step) {
 		if s := c.write(h, int64Bytes(xs[lo:hi], &c.tmp), c.cfg.Timeout); s.err != nil {
 			return s
-		}
-		if len(xs) == 0 {
-			break
 		}
 	}
 	return sendResult{}
@@ -328,16 +337,12 @@ func (c *Comm) sendInt64s(h header, xs []int64) sendResult {
 // or copies them in; it checks each frame against h.
 func (c *Comm) recvInt64s(h header, recv []int64, reduce bool) error {
 	step := c.chunkElems()
-	for lo := 0; lo == 0 || lo < len(recv); lo += step {
-		hi := min(lo+step, len(recv))
+	for lo, hi := range chunks(len(recv), step) {
 		p, err := c.recvFrame(h, (hi-lo)*8)
 		if err != nil {
 			return err
 		}
 		apply(recv[lo:hi], p, reduce, Op(h.op))
-		if len(recv) == 0 {
-			break
-		}
 	}
 	return nil
 }
@@ -487,13 +492,9 @@ func (c *Comm) Broadcast(ctx context.Context, tag Tag, buf []byte, root int) err
 
 // sendBroadcast writes buf in chunks, then its digest.
 func (c *Comm) sendBroadcast(h header, buf []byte) sendResult {
-	for lo := 0; lo == 0 || lo < len(buf); lo += c.cfg.ChunkBytes {
-		hi := min(lo+c.cfg.ChunkBytes, len(buf))
+	for lo, hi := range chunks(len(buf), c.cfg.ChunkBytes) {
 		if s := c.write(h, buf[lo:hi], c.cfg.Timeout); s.err != nil {
 			return s
-		}
-		if len(buf) == 0 {
-			break
 		}
 	}
 	sum := sha256.Sum256(buf)
@@ -511,8 +512,7 @@ func (c *Comm) recvBroadcast(h header, buf []byte, root int) (sendResult, error)
 		}
 		return c.write(h, p, c.cfg.Timeout)
 	}
-	for lo := 0; lo == 0 || lo < len(buf); lo += c.cfg.ChunkBytes {
-		hi := min(lo+c.cfg.ChunkBytes, len(buf))
+	for lo, hi := range chunks(len(buf), c.cfg.ChunkBytes) {
 		p, err := c.recvFrame(h, hi-lo)
 		if err != nil {
 			return sendResult{}, err
@@ -520,9 +520,6 @@ func (c *Comm) recvBroadcast(h header, buf []byte, root int) (sendResult, error)
 		copy(buf[lo:hi], p)
 		if s := send(h, p); s.err != nil {
 			return s, &RankError{Rank: c.nextRank(), Err: classify(s.err)}
-		}
-		if len(buf) == 0 {
-			break
 		}
 	}
 	d := h
