@@ -129,11 +129,25 @@ func (p *Predictor) PredictImage(ctx context.Context, img image.Image) ([]byte, 
 // using x (at least batch×C×H×W floats) for the input, and returns loss,
 // pixel accuracy and IoUs.
 func evaluate(ctx context.Context, model *unet.Model, v *dataset.Version, split string, batch int, x []float32) (Metrics, error) {
-	meta := v.Meta()
 	rows := v.SplitIndices(split)
 	if len(rows) == 0 {
 		return Metrics{}, fmt.Errorf("evaluate: split %q of the dataset is empty", split)
 	}
+	conf, lossQ, err := evaluateRows(ctx, model, v, rows, batch, x)
+	if err != nil {
+		return Metrics{}, err
+	}
+	meta := v.Meta()
+	conf.setFixedLoss(lossQ, len(rows), meta.Height*meta.Width)
+	return conf.Metrics(), nil
+}
+
+// evaluateRows runs model over the given rows of v in batches of up to
+// batch examples and returns their confusion matrix and the fixed-point
+// sum of their mean losses (fixedLoss), which callers combine: one
+// process sets it as the split's loss, data-parallel ranks sum theirs.
+func evaluateRows(ctx context.Context, model *unet.Model, v *dataset.Version, rows []int, batch int, x []float32) (*Confusion, int64, error) {
+	meta := v.Meta()
 	k := len(meta.Classes)
 	hw := meta.Height * meta.Width
 	chw := meta.Channels * hw
@@ -142,7 +156,7 @@ func evaluate(ctx context.Context, model *unet.Model, v *dataset.Version, split 
 	var lossQ int64
 	for lo := 0; lo < len(rows); lo += batch {
 		if err := ctx.Err(); err != nil {
-			return Metrics{}, fmt.Errorf("evaluate: %w", err)
+			return nil, 0, fmt.Errorf("evaluate: %w", err)
 		}
 		b := min(batch, len(rows)-lo)
 		for i := 0; i < b; i++ {
@@ -155,13 +169,12 @@ func evaluate(ctx context.Context, model *unet.Model, v *dataset.Version, split 
 			l := logits[i*k*hw : (i+1)*k*hw]
 			argmaxNCHW(pred, l, k, hw)
 			if err := conf.Add(e.Mask, pred); err != nil { // checks the mask values first
-				return Metrics{}, fmt.Errorf("evaluate: example %s: %w", e.ID, err)
+				return nil, 0, fmt.Errorf("evaluate: example %s: %w", e.ID, err)
 			}
 			lossQ += fixedLoss(crossEntropy(l, e.Mask, k, hw))
 		}
 	}
-	conf.setFixedLoss(lossQ, len(rows), hw)
-	return conf.Metrics(), nil
+	return conf, lossQ, nil
 }
 
 // crossEntropy is the mean softmax cross-entropy (natural log) of one image's

@@ -148,35 +148,18 @@ func (t *trainRun) startState() ([]byte, error) {
 	return append(buf, opt...), nil
 }
 
-// evaluateExact evaluates the split with this rank's share of its
-// examples, one at a time, and combines the ranks' confusion counts and
-// fixed-point losses exactly: every rank returns the metrics one process
-// would compute.
-func (t *trainRun) evaluateExact(ctx context.Context, model *unet.Model, v *dataset.Version, split string, _ int, x []float32) (Metrics, error) {
-	meta := v.Meta()
+// evaluateExact evaluates this rank's share of the split's examples and
+// combines the ranks' confusion counts and fixed-point losses exactly:
+// every rank returns the metrics one process would compute.
+func (t *trainRun) evaluateExact(ctx context.Context, model *unet.Model, v *dataset.Version, split string, batch int, x []float32) (Metrics, error) {
 	rows := v.SplitIndices(split)
 	if len(rows) == 0 {
 		return Metrics{}, fmt.Errorf("evaluate: split %q of the dataset is empty", split)
 	}
-	k := len(meta.Classes)
-	hw := meta.Height * meta.Width
-	chw := meta.Channels * hw
-	conf := NewConfusion(k)
-	pred := make([]uint8, hw)
-	var lossQ int64
 	lo, hi := t.rank*len(rows)/t.ranks, (t.rank+1)*len(rows)/t.ranks
-	for _, row := range rows[lo:hi] {
-		if err := ctx.Err(); err != nil {
-			return Metrics{}, fmt.Errorf("evaluate: %w", err)
-		}
-		e := v.Example(row)
-		imageToCHW(x[:chw], e.Image, meta.Height, meta.Width, meta.Channels)
-		logits := model.Forward(x[:chw], 1)
-		argmaxNCHW(pred, logits, k, hw)
-		if err := conf.Add(e.Mask, pred); err != nil {
-			return Metrics{}, fmt.Errorf("evaluate: example %s: %w", e.ID, err)
-		}
-		lossQ += fixedLoss(crossEntropy(logits, e.Mask, k, hw))
+	conf, lossQ, err := evaluateRows(ctx, model, v, rows[lo:hi], min(batch, model.MaxBatch()), x)
+	if err != nil {
+		return Metrics{}, err
 	}
 	sums := append(append([]int64(nil), conf.Counts...), lossQ, int64(conf.Examples))
 	if t.coll != nil && t.ranks > 1 {
@@ -186,7 +169,8 @@ func (t *trainRun) evaluateExact(ctx context.Context, model *unet.Model, v *data
 	}
 	copy(conf.Counts, sums)
 	conf.Examples = int(sums[len(sums)-1])
-	conf.setFixedLoss(sums[len(sums)-2], len(rows), hw)
+	meta := v.Meta()
+	conf.setFixedLoss(sums[len(sums)-2], len(rows), meta.Height*meta.Width)
 	return conf.Metrics(), nil
 }
 
