@@ -114,6 +114,12 @@ func (e *exactGrads) add(grads []float32, loss float64, calibrating bool) {
 	} else {
 		e.acc[p+slotLoss] += int64(loss * (1 << lossFracBits))
 	}
+	if len(e.parts) == 1 { // a replica's own accumulator: no hand-off
+		sat, nonf := e.addTensors(grads, e.parts[0][0], e.parts[0][1], calibrating)
+		e.acc[p+slotSaturated] += sat
+		e.acc[p+slotNonFinite] += nonf
+		return
+	}
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
